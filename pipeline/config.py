@@ -1,0 +1,60 @@
+"""Training settings as one validated value, checked before any heavy work starts."""
+
+from dataclasses import asdict, dataclass
+
+from pipeline.errors import ConfigError
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """The schedule and model settings of SPEC.md, each overridable."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 0.01
+    decay_rate: float = 0.95
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    dropout: float = 0.5
+    seed: int = 66478
+    precision: str = "float32"
+    log_every: int = 100
+
+    def __post_init__(self):
+        checks = (
+            (self.epochs >= 1, "epochs", "at least 1"),
+            (self.batch_size >= 1, "batch_size", "at least 1"),
+            (self.learning_rate > 0, "learning_rate", "above 0"),
+            (0 < self.decay_rate <= 1, "decay_rate", "in (0, 1]"),
+            (0 <= self.momentum < 1, "momentum", "in [0, 1)"),
+            (self.weight_decay >= 0, "weight_decay", "0 or more"),
+            (0 <= self.dropout < 1, "dropout", "in [0, 1)"),
+            (self.log_every >= 1, "log_every", "at least 1"),
+        )
+        for holds, name, rule in checks:
+            if not holds:
+                raise ConfigError(
+                    f"Train {name} = {getattr(self, name)!r} must be {rule} "
+                    f"(set --Train-{name.replace('_', '-')} or [Train] {name} in luigi.cfg)."
+                )
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"Train precision = {self.precision!r} is unknown: choose one of "
+                f"{', '.join(PRECISIONS)} (--Train-precision)."
+            )
+
+    def as_dict(self) -> dict:
+        """Return the settings as a plain dict (for ``meta.json`` and artifact ids)."""
+        return asdict(self)
+
+
+def check_validation_size(validation_size: int, train_count: int | None) -> None:
+    """Raise ConfigError unless 0 < validation_size < train_count (when the count is known)."""
+    if validation_size <= 0 or (train_count is not None and validation_size >= train_count):
+        bound = f"{train_count}" if train_count is not None else "the training set size"
+        raise ConfigError(
+            f"SplitValidation validation_size = {validation_size} must be above 0 and below "
+            f"{bound} (--SplitValidation-validation-size)."
+        )

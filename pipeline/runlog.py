@@ -1,0 +1,38 @@
+"""Logging set-up: the console plus an appended log file under the outputs root."""
+
+import logging
+from pathlib import Path
+
+LOG_FILE_NAME = "pipeline.log"
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOGGERS = ("pipeline", "tasks", "luigi-interface")
+
+
+def attach_run_log(outputs: Path) -> Path:
+    """Send the pipeline's, tasks' and Luigi's log records to ``outputs/pipeline.log`` (appended).
+
+    Safe to call repeatedly: a logger gets at most one handler per file. Also makes sure the
+    pipeline's own INFO records reach the console when Luigi has not configured one.
+    """
+    path = (Path(outputs) / LOG_FILE_NAME).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(getattr(h, "baseFilename", None) == str(path) for h in logger.handlers):
+            handler = logging.FileHandler(path)
+            handler.setFormatter(logging.Formatter(FORMAT))
+            handler.setLevel(logging.INFO)
+            logger.addHandler(handler)
+        if logger.level == logging.NOTSET or logger.level > logging.INFO:
+            logger.setLevel(logging.INFO)
+    # Task-level messages are printed by the tasks themselves; only the library's progress
+    # (training lines) needs a console handler of its own.
+    for name in ("pipeline",):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+                   for h in logger.handlers):
+            console = logging.StreamHandler()
+            console.setFormatter(logging.Formatter(FORMAT))
+            logger.addHandler(console)
+            logger.propagate = False
+    return path

@@ -1,0 +1,191 @@
+"""Training the model with the original schedule, logging as it did, resumable from checkpoints."""
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import keras
+import tensorflow as tf
+
+from pipeline.artifacts import atomic_directory, read_json, write_json
+from pipeline.config import TrainingConfig
+from pipeline.model import make_model, weight_decay_variables
+from pipeline.schedule import keras_schedule, steps_per_epoch
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_PREFIX = "ckpt-epoch-"
+EVAL_BATCH_SIZE = 1000
+
+EpochCallback = Callable[[dict], None]
+
+
+def make_optimizer(config: TrainingConfig, train_size: int) -> keras.optimizers.Optimizer:
+    """Return momentum SGD on the staircase schedule, loss-scaled for float16."""
+    schedule = keras_schedule(config.learning_rate, config.decay_rate, train_size, config.batch_size)
+    optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=config.momentum)
+    if config.precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def predict_labels(model: keras.Model, images: np.ndarray, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
+    """Return the predicted class of each uint8 image, computed in large inference batches."""
+    predictions = []
+    for start in range(0, len(images), batch_size):
+        batch = tf.convert_to_tensor(images[start:start + batch_size, ..., None], dtype=tf.float32)
+        logits = model(batch, training=False)
+        predictions.append(tf.argmax(logits, axis=1, output_type=tf.int32).numpy())
+    return np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int32)
+
+
+def error_rate(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> float:
+    """Return the percentage of ``images`` the model misclassifies."""
+    return float(100.0 * np.mean(predict_labels(model, images) != labels))
+
+
+class Checkpoints:
+    """Per-epoch checkpoints in a work directory: weights, optimizer slots, history, position."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+
+    def latest(self) -> Path | None:
+        """Return the newest complete checkpoint, or None."""
+        found = sorted(self.directory.glob(f"{CHECKPOINT_PREFIX}*"))
+        return found[-1] if found else None
+
+    def save(self, model, optimizer, epoch: int, history: list) -> None:
+        """Write the state after ``epoch`` atomically, then drop older checkpoints."""
+        final = self.directory / f"{CHECKPOINT_PREFIX}{epoch:04d}"
+        with atomic_directory(final) as staging:
+            model.save_weights(staging / "model.weights.h5")
+            np.savez(staging / "optimizer.npz", *[v.numpy() for v in optimizer.variables])
+            write_json(staging / "state.json", {"epoch": epoch, "history": history})
+        for older in self.directory.glob(f"{CHECKPOINT_PREFIX}*"):
+            if older != final:
+                shutil.rmtree(older, ignore_errors=True)
+
+    def restore(self, checkpoint: Path, model, optimizer) -> tuple[int, list]:
+        """Load ``checkpoint`` into the model and optimizer; return (epochs done, history)."""
+        model.load_weights(checkpoint / "model.weights.h5")
+        with np.load(checkpoint / "optimizer.npz") as saved:
+            for index, variable in enumerate(optimizer.variables):
+                variable.assign(saved[f"arr_{index}"])
+        state = read_json(checkpoint / "state.json")
+        return state["epoch"], state["history"]
+
+
+def _make_train_chunk(model, optimizer, config: TrainingConfig):
+    """Return a compiled function that runs several training steps in one call."""
+    decayed = weight_decay_variables(model)
+    trainable = model.trainable_variables
+    batch_size = config.batch_size
+    loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+    @tf.function
+    def train_chunk(images, labels, first_step, num_steps):
+        loss_sum = tf.constant(0.0)
+        loss = tf.constant(0.0)
+        error = tf.constant(0.0)
+        for step in tf.range(first_step, first_step + num_steps):
+            offset = step * batch_size
+            x = tf.cast(images[offset:offset + batch_size], tf.float32)[..., None]
+            y = tf.cast(labels[offset:offset + batch_size], tf.int32)
+            with tf.GradientTape() as tape:
+                logits = tf.cast(model(x, training=True), tf.float32)
+                cross_entropy = tf.reduce_mean(
+                    tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+                penalty = tf.add_n([tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in decayed])
+                loss = cross_entropy + config.weight_decay * penalty
+                objective = optimizer.scale_loss(loss) if loss_scaled else loss
+            gradients = tape.gradient(objective, trainable)
+            optimizer.apply(gradients, trainable)
+            wrong = tf.not_equal(tf.argmax(logits, axis=1, output_type=tf.int32), y)
+            error = 100.0 * tf.reduce_mean(tf.cast(wrong, tf.float32))
+            loss_sum += loss
+        return loss, error, loss_sum
+
+    return train_chunk
+
+
+def _epoch_order(seed: int, epoch: int, count: int) -> np.ndarray:
+    """Return the example order for ``epoch``: a function of (seed, epoch) alone, so resumes match."""
+    return np.random.default_rng([seed, epoch]).permutation(count)
+
+
+def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray],
+                config: TrainingConfig, work_dir: Path,
+                on_epoch_end: EpochCallback | None = None) -> tuple[keras.Model, list]:
+    """Train on uint8 (images, labels); return the model and per-epoch history.
+
+    Checkpoints go to ``work_dir`` after every epoch; when one exists, training resumes from it.
+    """
+    train_images, train_labels = train
+    train_size = len(train_images)
+    keras.utils.set_random_seed(config.seed)
+    model = make_model(dropout=config.dropout, dtype_policy=config.precision)
+    optimizer = make_optimizer(config, train_size)
+    optimizer.build(model.trainable_variables)
+    checkpoints = Checkpoints(work_dir)
+    first_epoch, history = 0, []
+    if (checkpoint := checkpoints.latest()) is not None:
+        first_epoch, history = checkpoints.restore(checkpoint, model, optimizer)
+        log.info("Resuming training from %s (epoch %d of %d done)", checkpoint, first_epoch, config.epochs)
+
+    steps = steps_per_epoch(train_size, config.batch_size)
+    if train_size < config.batch_size:
+        log.warning("Only %d training images for batch size %d: batches repeat images",
+                    train_size, config.batch_size)
+    train_chunk = _make_train_chunk(model, optimizer, config)
+    for epoch in range(first_epoch, config.epochs):
+        epoch_start = time.monotonic()
+        order = _epoch_order(config.seed, epoch, train_size)
+        if train_size < config.batch_size:
+            order = np.resize(order, config.batch_size)
+        images = tf.convert_to_tensor(train_images[order])
+        labels = tf.convert_to_tensor(train_labels[order])
+        step_in_epoch, loss_total = 0, 0.0
+        while step_in_epoch < steps:
+            global_step = epoch * steps + step_in_epoch
+            chunk = min(config.log_every - global_step % config.log_every, steps - step_in_epoch)
+            chunk_start = time.monotonic()
+            loss, error, loss_sum = train_chunk(images, labels, tf.constant(step_in_epoch), tf.constant(chunk))
+            loss_total += float(loss_sum)
+            step_in_epoch += chunk
+            global_step += chunk
+            if global_step % config.log_every == 0:
+                elapsed_ms = 1000 * (time.monotonic() - chunk_start) / chunk
+                log.info(
+                    "Step %d (epoch %.2f), %.1f ms | Minibatch loss: %.3f, learning rate: %.6f | "
+                    "Minibatch error: %.1f%%",
+                    global_step, global_step / steps, elapsed_ms, float(loss),
+                    _current_learning_rate(optimizer), float(error),
+                )
+        duration = time.monotonic() - epoch_start
+        record = {
+            "epoch": epoch + 1,
+            "step": (epoch + 1) * steps,
+            "train_loss": loss_total / steps,
+            "learning_rate": _current_learning_rate(optimizer),
+            "validation_error": error_rate(model, *validation),
+            "duration_s": round(duration, 3),
+            "images_per_s": round(steps * config.batch_size / duration, 1),
+        }
+        history.append(record)
+        log.info("Epoch %d/%d: mean loss %.3f, validation error %.2f%%, %.0f images/s",
+                 epoch + 1, config.epochs, record["train_loss"], record["validation_error"],
+                 record["images_per_s"])
+        checkpoints.save(model, optimizer, epoch + 1, history)
+        if on_epoch_end:
+            on_epoch_end(record)
+    return model, history
+
+
+def _current_learning_rate(optimizer) -> float:
+    """Return the learning rate the optimizer applies at its current step."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    return float(keras.ops.convert_to_numpy(inner.learning_rate))

@@ -1,0 +1,222 @@
+"""The five steps, in the order data flows: download, extract, split, train, evaluate.
+
+    luigi --module tasks Evaluate --local-scheduler
+
+TensorFlow is imported inside ``Train`` and ``Evaluate`` only, when they run: a run with
+everything complete never loads it, and Luigi's forked workers inherit no TensorFlow state.
+"""
+
+import logging
+import shutil
+from pathlib import Path
+
+import luigi
+
+from pipeline.artifacts import write_json
+from pipeline.config import TrainingConfig, check_validation_size
+from pipeline.datasets import get_dataset
+from tasks.base import ArtifactTask
+from tasks.config import data, outputs_root
+
+log = logging.getLogger(__name__)
+
+# Training-set sizes known before any download, so a bad validation_size fails at once.
+KNOWN_TRAIN_COUNTS = {"mnist": 60_000, "fashion_mnist": 60_000, "synthetic": 5_256}
+
+
+def _load_arrays(directory: str, *names: str):
+    """Return the named ``.npy`` arrays of an artifact directory."""
+    import numpy as np
+
+    return [np.load(Path(directory) / f"{name}.npy") for name in names]
+
+
+class Download(ArtifactTask):
+    """Fetch the four .gz IDX files and verify them (``synthetic`` generates them instead)."""
+
+    step = "download"
+
+    def validate(self):
+        dataset = get_dataset(data().dataset)
+        if dataset.name == "custom" and not data().source.strip():
+            from pipeline.errors import ConfigError
+
+            raise ConfigError("dataset 'custom' needs a source: set --data-source to a URL prefix "
+                              "or a directory holding your four IDX .gz files.")
+
+    def identity_params(self):
+        dataset = get_dataset(data().dataset)
+        # A pinned data set is identified by its checksums, so where it came from does not matter.
+        if dataset.is_pinned or dataset.name == "synthetic":
+            return {"dataset": dataset.name}
+        from pipeline.download import resolve_sources
+
+        return {"dataset": dataset.name, "source": resolve_sources(dataset, data().source)[0]}
+
+    def produce(self, staging):
+        from pipeline import download, synthetic
+
+        dataset = get_dataset(data().dataset)
+        if dataset.name == "synthetic":
+            synthetic.write_self_test_files(staging)
+            files = download.verify_files(dataset, staging)
+        else:
+            files = download.fetch_dataset(dataset, data().source, staging, self._report_bytes)
+        return {"files": files}
+
+    def _report_bytes(self, name, received, total):
+        if total:
+            self.set_progress_percentage(round(100 * received / total))
+        self.set_status_message(f"{name}: {received:,} of {total or '?'} bytes")
+
+
+class ExtractToNpy(ArtifactTask):
+    """Validate the IDX files and store them as uint8 ``.npy`` arrays."""
+
+    step = "extract"
+
+    def requires(self):
+        return Download()
+
+    def produce(self, staging):
+        import numpy as np
+
+        from pipeline import idx
+        from pipeline.datasets import FILE_NAMES
+
+        source = Path(self.input().path)
+        counts = {}
+        for split in ("train", "test"):
+            images, labels = idx.load_pair(source / FILE_NAMES[f"{split}_images"],
+                                           source / FILE_NAMES[f"{split}_labels"])
+            np.save(Path(staging) / f"{split}_images.npy", images)
+            np.save(Path(staging) / f"{split}_labels.npy", labels)
+            counts[split] = len(labels)
+        return {"counts": counts}
+
+
+class SplitValidation(ArtifactTask):
+    """Hold out the first ``validation_size`` training examples for validation."""
+
+    step = "split"
+    validation_size = luigi.IntParameter(default=5000, description="examples held out (first N)")
+
+    def validate(self):
+        check_validation_size(self.validation_size, KNOWN_TRAIN_COUNTS.get(data().dataset))
+
+    def identity_params(self):
+        return {"validation_size": self.validation_size}
+
+    def requires(self):
+        return ExtractToNpy()
+
+    def produce(self, staging):
+        import numpy as np
+
+        from pipeline.split import split_validation
+
+        images, labels = _load_arrays(self.input().path, "train_images", "train_labels")
+        arrays = split_validation(images, labels, self.validation_size)
+        for name, array in arrays.items():
+            np.save(Path(staging) / f"{name}.npy", array)
+        return {"counts": {"train": len(arrays["train_labels"]),
+                           "validation": len(arrays["validation_labels"])}}
+
+
+class Train(ArtifactTask):
+    """Train the model with the original schedule; resumes from its last epoch checkpoint."""
+
+    step = "train"
+    epochs = luigi.IntParameter(default=10)
+    batch_size = luigi.IntParameter(default=64)
+    learning_rate = luigi.FloatParameter(default=0.01)
+    decay_rate = luigi.FloatParameter(default=0.95)
+    momentum = luigi.FloatParameter(default=0.9)
+    weight_decay = luigi.FloatParameter(default=5e-4)
+    dropout = luigi.FloatParameter(default=0.5)
+    seed = luigi.IntParameter(default=66478)
+    precision = luigi.Parameter(default="float32", description="float32 | mixed_bfloat16 | mixed_float16")
+    log_every = luigi.IntParameter(default=100, significant=False, description="steps between log lines")
+
+    def training_config(self) -> TrainingConfig:
+        """Return the task's parameters as a validated TrainingConfig."""
+        return TrainingConfig(
+            epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+            decay_rate=self.decay_rate, momentum=self.momentum, weight_decay=self.weight_decay,
+            dropout=self.dropout, seed=self.seed, precision=self.precision, log_every=self.log_every,
+        )
+
+    def validate(self):
+        self.training_config()
+
+    def identity_params(self):
+        params = self.training_config().as_dict()
+        del params["log_every"]
+        return params
+
+    def requires(self):
+        return SplitValidation()
+
+    def checkpoint_dir(self) -> Path:
+        """Return where checkpoints of this training live until it finishes."""
+        return outputs_root() / self.step / f"{self.artifact_id}.incomplete"
+
+    def produce(self, staging):
+        from pipeline.training import train_model
+
+        arrays = _load_arrays(self.input().path, "train_images", "train_labels",
+                              "validation_images", "validation_labels")
+        config = self.training_config()
+        model, history = train_model((arrays[0], arrays[1]), (arrays[2], arrays[3]), config,
+                                     self.checkpoint_dir(), self._report_epoch)
+        model.save(Path(staging) / "model.keras")
+        write_json(Path(staging) / "history.json", history)
+        return {"seed": config.seed, "final_validation_error": history[-1]["validation_error"]}
+
+    def _report_epoch(self, record):
+        self.set_progress_percentage(round(100 * record["epoch"] / self.epochs))
+        self.set_status_message(
+            f"epoch {record['epoch']}/{self.epochs}, loss {record['train_loss']:.3f}, "
+            f"validation error {record['validation_error']:.2f}%, {record['images_per_s']:.0f} images/s")
+
+    def after_commit(self):
+        shutil.rmtree(self.checkpoint_dir(), ignore_errors=True)
+
+
+class Evaluate(ArtifactTask):
+    """Measure the trained model on the test set and write ``metrics.json``."""
+
+    step = "evaluate"
+
+    def requires(self):
+        return {"model": Train(), "data": ExtractToNpy()}
+
+    def produce(self, staging):
+        import keras
+        import numpy as np
+
+        from pipeline.evaluation import classification_metrics
+        from pipeline.training import predict_labels
+
+        images, labels = _load_arrays(self.input()["data"].path, "test_images", "test_labels")
+        model = keras.models.load_model(Path(self.input()["model"].path) / "model.keras")
+        predictions = predict_labels(model, images)
+        metrics = classification_metrics(labels, predictions, get_dataset(data().dataset).class_names)
+        metrics.update(dataset=data().dataset, params=self.upstream()["model"].identity_params(),
+                       upstream=self.upstream_ids())
+        write_json(Path(staging) / "metrics.json", metrics)
+        np.save(Path(staging) / "predictions.npy", predictions.astype(np.uint8))
+        self.set_status_message(f"test error {metrics['test_error']:.2f}%")
+        return {"test_error": metrics["test_error"]}
+
+    def metrics_path(self) -> Path:
+        """Return where ``metrics.json`` of this evaluation lives."""
+        return Path(self.output().path) / "metrics.json"
+
+    def after_commit(self):
+        from pipeline.artifacts import read_json
+
+        metrics = read_json(self.metrics_path())
+        message = f"Test error: {metrics['test_error']:.1f}%  (metrics: {self.metrics_path()})"
+        log.info(message)
+        print(message, flush=True)
