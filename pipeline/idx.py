@@ -27,16 +27,22 @@ def read_gzip(path: Path) -> bytes:
         ) from None
 
 
+def _check_magic(content: bytes, expected: int, kind: str, name: str) -> None:
+    """Raise DataError unless ``content`` starts with the IDX magic number ``expected``."""
+    magic = int.from_bytes(content[:4], "big") if len(content) >= 4 else None
+    if magic != expected:
+        raise DataError(
+            f"{name}: IDX magic number is {magic}, expected {expected} for {kind} file; "
+            "is it the right file, and in IDX format?"
+        )
+
+
 def parse_images(content: bytes, name: str = "images") -> np.ndarray:
     """Return the (count, 28, 28) uint8 images held in decompressed IDX ``content``."""
+    _check_magic(content, IMAGES_MAGIC, "an image", name)
     if len(content) < 16:
         raise DataError(f"{name}: {len(content)} bytes is too short for an IDX image header.")
-    magic, count, rows, cols = struct.unpack(">IIII", content[:16])
-    if magic != IMAGES_MAGIC:
-        raise DataError(
-            f"{name}: IDX magic number is {magic}, expected {IMAGES_MAGIC} for an image file; "
-            "is this a label file or another format?"
-        )
+    _, count, rows, cols = struct.unpack(">IIII", content[:16])
     if (rows, cols) != (IMAGE_ROWS, IMAGE_COLS):
         raise DataError(f"{name}: images are {rows}x{cols}, this model needs 28x28.")
     expected = 16 + count * rows * cols
@@ -50,14 +56,10 @@ def parse_images(content: bytes, name: str = "images") -> np.ndarray:
 
 def parse_labels(content: bytes, name: str = "labels") -> np.ndarray:
     """Return the (count,) uint8 labels held in decompressed IDX ``content``, each in 0..9."""
+    _check_magic(content, LABELS_MAGIC, "a label", name)
     if len(content) < 8:
         raise DataError(f"{name}: {len(content)} bytes is too short for an IDX label header.")
-    magic, count = struct.unpack(">II", content[:8])
-    if magic != LABELS_MAGIC:
-        raise DataError(
-            f"{name}: IDX magic number is {magic}, expected {LABELS_MAGIC} for a label file; "
-            "is this an image file or another format?"
-        )
+    _, count = struct.unpack(">II", content[:8])
     if len(content) != 8 + count:
         raise DataError(
             f"{name}: header says {count} labels but the file holds {len(content) - 8}; "

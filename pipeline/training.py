@@ -126,6 +126,9 @@ def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarr
     """
     train_images, train_labels = train
     train_size = len(train_images)
+    if config.precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
+        log.warning("precision mixed_float16 runs very slowly without a GPU; "
+                    "mixed_bfloat16 or float32 are the CPU choices")
     keras.utils.set_random_seed(config.seed)
     model = make_model(dropout=config.dropout, dtype_policy=config.precision)
     optimizer = make_optimizer(config, train_size)
@@ -143,6 +146,7 @@ def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarr
     train_chunk = _make_train_chunk(model, optimizer, config)
     for epoch in range(first_epoch, config.epochs):
         epoch_start = time.monotonic()
+        epoch_learning_rate = _current_learning_rate(optimizer)
         order = _epoch_order(config.seed, epoch, train_size)
         if train_size < config.batch_size:
             order = np.resize(order, config.batch_size)
@@ -170,7 +174,7 @@ def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarr
             "epoch": epoch + 1,
             "step": (epoch + 1) * steps,
             "train_loss": loss_total / steps,
-            "learning_rate": _current_learning_rate(optimizer),
+            "learning_rate": epoch_learning_rate,
             "validation_error": error_rate(model, *validation),
             "duration_s": round(duration, 3),
             "images_per_s": round(steps * config.batch_size / duration, 1),

@@ -1,0 +1,118 @@
+"""Shared fixtures: generated IDX data, a loopback HTTP server, and a runner for the real CLI."""
+
+import functools
+import http.server
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from pipeline import synthetic
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def make_pattern_files(directory: Path, train_count: int = 1200, test_count: int = 200) -> Path:
+    """Write a small learnable IDX data set (the four .gz files) into ``directory``."""
+    synthetic.write_idx_files(
+        directory,
+        synthetic.pattern_arrays(train_count, seed=1),
+        synthetic.pattern_arrays(test_count, seed=2),
+    )
+    return directory
+
+
+@pytest.fixture
+def pattern_dir(tmp_path) -> Path:
+    """A directory holding a small generated data set in IDX .gz format."""
+    return make_pattern_files(tmp_path / "idx")
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files; answers 503 to the first ``fail_first`` requests of each path."""
+
+    failures: dict = {}
+    fail_first = 0
+    requests: list = []
+
+    def do_GET(self):  # noqa: N802 - the name http.server calls
+        type(self).requests.append(self.path)
+        seen = type(self).failures.get(self.path, 0)
+        if seen < type(self).fail_first:
+            type(self).failures[self.path] = seen + 1
+            self.send_error(503, "try again")
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+class LoopbackServer:
+    """An HTTP server on 127.0.0.1 serving one directory, with counters for the tests."""
+
+    def __init__(self, directory: Path, fail_first: int = 0):
+        handler = type("Handler", (_QuietHandler,), {"failures": {}, "fail_first": fail_first,
+                                                     "requests": []})
+        self.handler = handler
+        self.server = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(handler, directory=str(directory)))
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    @property
+    def requests(self) -> list:
+        return self.handler.requests
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def serve():
+    """Return a function that starts a loopback server for a directory (stopped after the test)."""
+    servers = []
+
+    def start(directory: Path, fail_first: int = 0) -> LoopbackServer:
+        server = LoopbackServer(directory, fail_first).__enter__()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.__exit__()
+
+
+def luigi_command(*args: str) -> list[str]:
+    """Return the command line a user types, run with this interpreter's environment."""
+    return [sys.executable, "-m", "luigi", "--module", "tasks", *args]
+
+
+def cli_env() -> dict:
+    """Return the environment for CLI runs: quiet TensorFlow, deterministic hashing."""
+    env = dict(os.environ)
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONHASHSEED="0")
+    return env
+
+
+@pytest.fixture
+def run_cli():
+    """Return a function running ``luigi --module tasks ...`` from the repo root; returns the result."""
+
+    def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return subprocess.run(luigi_command(*args), cwd=REPO_ROOT, env=cli_env(),
+                              capture_output=True, text=True, timeout=timeout)
+
+    return run
