@@ -92,11 +92,16 @@ def _fetch_with_retries(url: str, target: Path, on_progress: ProgressCallback | 
             time.sleep(RETRY_DELAY_S * attempt)
 
 
-def verify_file(path: Path, kind: str, fingerprint: FileFingerprint | None) -> dict:
-    """Check a downloaded .gz file's gzip stream, IDX header and pinned checksum; return its facts."""
+def verify_file(path: Path, kind: str, fingerprint: FileFingerprint | None,
+                origin: str | None = None) -> dict:
+    """Check a fetched .gz file's gzip stream, IDX header and pinned checksum; return its facts.
+
+    ``origin`` (the URL or source path it came from) is what error messages name.
+    """
+    origin = origin or str(path)
     gz_bytes = Path(path).read_bytes()
-    content = idx.read_gzip(path)
-    idx.check_header(content, kind, path.name)
+    content = idx.read_gzip(path, origin)
+    idx.check_header(content, kind, origin)
     facts = {
         "file": path.name,
         "gz_bytes": len(gz_bytes),
@@ -119,7 +124,7 @@ def verify_file(path: Path, kind: str, fingerprint: FileFingerprint | None) -> d
         if text
     )
     raise DataError(
-        f"Checksum mismatch for {path.name}: expected {expected}; got .gz sha256 "
+        f"Checksum mismatch for {origin}: expected {expected}; got .gz sha256 "
         f"{facts['gz_sha256']} ({facts['gz_bytes']} bytes), content sha256 "
         f"{facts['content_sha256']}. The file is corrupt or not the official data: replace it, "
         "or use --data-dataset custom for your own files."
@@ -177,7 +182,8 @@ def fetch_dataset(
         for candidate in sources:
             try:
                 _obtain(candidate, name, target, on_progress)
-                facts = verify_file(target, kind, dataset.fingerprints.get(key))
+                facts = verify_file(target, kind, dataset.fingerprints.get(key),
+                                    _location(candidate, name))
             except (SourceError, DataError) as error:
                 target.unlink(missing_ok=True)
                 if len(sources) == 1 and isinstance(error, DataError):

@@ -15,15 +15,20 @@ IMAGE_ROWS = IMAGE_COLS = 28
 NUM_CLASSES = 10
 
 
-def read_gzip(path: Path) -> bytes:
-    """Return the decompressed bytes of ``path``; a truncated or non-gzip file raises DataError."""
+def read_gzip(path: Path, origin: str | None = None) -> bytes:
+    """Return the decompressed bytes of ``path``; a truncated or non-gzip file raises DataError.
+
+    ``origin`` is where the file came from (a URL or the user's path), named in messages.
+    """
+    origin = origin or str(path)
     try:
         return gzip.decompress(Path(path).read_bytes())
     except FileNotFoundError:
-        raise DataError(f"Data file {path} does not exist.") from None
+        raise DataError(f"Data file {origin} does not exist.") from None
     except (OSError, EOFError, zlib.error) as error:
         raise DataError(
-            f"{path} is not a complete gzip file ({error}); delete it and download it again."
+            f"{origin} is not a complete gzip file ({error}): it is truncated or corrupt; "
+            "replace it with a good copy and run again."
         ) from None
 
 

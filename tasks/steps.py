@@ -37,12 +37,11 @@ class Download(ArtifactTask):
     step = "download"
 
     def validate(self):
-        dataset = get_dataset(data().dataset)
-        if dataset.name == "custom" and not data().source.strip():
-            from pipeline.errors import ConfigError
+        from pipeline.download import resolve_sources
 
-            raise ConfigError("dataset 'custom' needs a source: set --data-source to a URL prefix "
-                              "or a directory holding your four IDX .gz files.")
+        dataset = get_dataset(data().dataset)
+        if dataset.name != "synthetic":
+            resolve_sources(dataset, data().source)
 
     def identity_params(self):
         dataset = get_dataset(data().dataset)

@@ -69,7 +69,7 @@ def test_checksum_mismatch_names_file_expected_and_actual(pattern_dir, tmp_path)
     with pytest.raises(DataError) as error:
         download.fetch_dataset(dataset, str(other), tmp_path / "out")
     message = str(error.value)
-    assert "Checksum mismatch for train-labels-idx1-ubyte.gz" in message
+    assert f"Checksum mismatch for {other / FILE_NAMES['train_labels']}" in message
     assert expected in message and actual in message
     assert not (tmp_path / "out" / FILE_NAMES["train_labels"]).exists()
 

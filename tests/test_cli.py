@@ -1,0 +1,162 @@
+"""The real command line, in subprocesses: full chain, no-op rerun, dependents, resume, failures."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, cli_env, luigi_command, make_pattern_files
+
+SHORT_TRAINING = ["--Train-epochs", "2", "--Train-log-every", "5",
+                  "--SplitValidation-validation-size", "200"]
+
+
+def custom_run(source, outputs: Path, *extra: str) -> list[str]:
+    """Return the CLI arguments of a run on the user's own IDX files."""
+    return ["Evaluate", "--local-scheduler", "--data-dataset", "custom", "--data-source", str(source),
+            "--paths-outputs", str(outputs), *extra]
+
+
+def artifacts(outputs: Path, step: str) -> list[Path]:
+    """Return the finished artifact directories of one step."""
+    folder = outputs / step
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".")
+                  and not p.name.endswith(".incomplete")) if folder.is_dir() else []
+
+
+def output_of(result) -> str:
+    return result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_chain_over_http_then_noop_then_only_dependents_rerun(pattern_dir, serve, run_cli, tmp_path):
+    server = serve(pattern_dir)
+    outputs = tmp_path / "out"
+    first = run_cli(*custom_run(server.url, outputs, *SHORT_TRAINING))
+    assert first.returncode == 0, output_of(first)
+    assert "Test error: " in first.stdout
+    (evaluation,) = artifacts(outputs, "evaluate")
+    metrics = json.loads((evaluation / "metrics.json").read_text())
+    assert metrics["num_examples"] == 200
+    assert metrics["test_error"] < 20.0
+    assert str(evaluation / "metrics.json") in first.stdout
+    assert len(metrics["confusion_matrix"]) == 10 and len(metrics["per_class_accuracy"]) == 10
+    assert metrics["params"]["epochs"] == 2
+    for step in ("download", "extract", "split", "train", "evaluate"):
+        (directory,) = artifacts(outputs, step)
+        meta = json.loads((directory / "meta.json").read_text())
+        assert meta["artifact_id"] == directory.name
+        assert {"params", "upstream", "versions", "started", "ended", "duration_s"} <= set(meta)
+    (train,) = artifacts(outputs, "train")
+    history = json.loads((train / "history.json").read_text())
+    assert [record["epoch"] for record in history] == [1, 2]
+    assert "Minibatch loss" in (outputs / "pipeline.log").read_text()
+
+    requests_before = len(server.requests)
+    again = subprocess.run(luigi_command(*custom_run(server.url, outputs, *SHORT_TRAINING)),
+                           cwd=REPO_ROOT, env={**cli_env(), "PYTHONPROFILEIMPORTTIME": "1"},
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, output_of(again)
+    assert "Did not run any tasks" in output_of(again)
+    assert "| tensorflow" not in again.stderr, "a no-op run imported TensorFlow"
+    assert len(server.requests) == requests_before
+
+    stamps = {step: (artifacts(outputs, step)[0] / "meta.json").stat().st_mtime_ns
+              for step in ("download", "extract", "split", "train", "evaluate")}
+    changed = run_cli(*custom_run(server.url, outputs, *SHORT_TRAINING,
+                                  "--SplitValidation-validation-size", "300"))
+    assert changed.returncode == 0, output_of(changed)
+    counts = {step: len(artifacts(outputs, step)) for step in stamps}
+    assert counts == {"download": 1, "extract": 1, "split": 2, "train": 2, "evaluate": 2}
+    for step, stamp in stamps.items():
+        assert any((d / "meta.json").stat().st_mtime_ns == stamp for d in artifacts(outputs, step))
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_from_its_last_checkpoint(pattern_dir, tmp_path):
+    outputs = tmp_path / "out"
+    args = custom_run(pattern_dir, outputs, "--Train-epochs", "40",
+                      "--SplitValidation-validation-size", "200")
+    process = subprocess.Popen(luigi_command(*args), cwd=REPO_ROOT, env=cli_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 180
+    while not list(outputs.glob("train/*.incomplete/ckpt-epoch-*")):
+        assert process.poll() is None, "training ended before its first checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert artifacts(outputs, "train") == [], "a killed training left a finished-looking model"
+    assert artifacts(outputs, "evaluate") == []
+
+    resumed = subprocess.run(luigi_command(*args), cwd=REPO_ROOT, env=cli_env(),
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, output_of(resumed)
+    assert "Resuming training from" in output_of(resumed)
+    assert "(epoch 0 of" not in output_of(resumed)
+    (train,) = artifacts(outputs, "train")
+    history = json.loads((train / "history.json").read_text())
+    assert [record["epoch"] for record in history] == list(range(1, 41))
+    assert not list(outputs.glob("train/*.incomplete")), "checkpoints were not cleaned up"
+    assert not list(outputs.glob("*/.*.tmp-*"))
+
+
+@pytest.mark.slow
+def test_synthetic_self_test_reaches_zero_error(run_cli, tmp_path):
+    result = run_cli("Evaluate", "--local-scheduler", "--data-dataset", "synthetic",
+                     "--paths-outputs", str(tmp_path))
+    assert result.returncode == 0, output_of(result)
+    assert "Test error: 0.0%" in result.stdout
+    (evaluation,) = artifacts(tmp_path, "evaluate")
+    assert json.loads((evaluation / "metrics.json").read_text())["test_error"] == 0.0
+
+
+def test_corrupt_gz_in_local_source_fails_and_leaves_no_artifact(pattern_dir, run_cli, tmp_path):
+    broken = pattern_dir / "train-images-idx3-ubyte.gz"
+    broken.write_bytes(broken.read_bytes()[:5000])
+    result = run_cli(*custom_run(pattern_dir, tmp_path / "out"))
+    assert result.returncode == 30, output_of(result)
+    assert f"{broken} is not a complete gzip file" in result.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir() if p.is_dir()] == ["download"]
+    assert list((tmp_path / "out" / "download").iterdir()) == []
+
+
+def test_checksum_mismatch_of_a_known_dataset_fails(pattern_dir, run_cli, tmp_path):
+    result = run_cli("Download", "--local-scheduler", "--data-dataset", "fashion_mnist",
+                     "--data-source", str(pattern_dir), "--paths-outputs", str(tmp_path))
+    assert result.returncode == 30, output_of(result)
+    assert f"Checksum mismatch for {pattern_dir / 'train-images-idx3-ubyte.gz'}" in result.stderr
+    assert "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888" in result.stderr
+    assert list((tmp_path / "download").iterdir()) == []
+
+
+def test_unreachable_source_lists_what_was_tried(run_cli, tmp_path):
+    result = run_cli(*custom_run("http://127.0.0.1:9/", tmp_path))
+    assert result.returncode == 30, output_of(result)
+    assert "Could not fetch train-images-idx3-ubyte.gz. Tried:" in result.stderr
+    assert "http://127.0.0.1:9/train-images-idx3-ubyte.gz: " in result.stderr
+    assert "(after 3 attempts)" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--Train-epochs", "0"], "Train epochs = 0 must be at least 1"),
+    (["--Train-batch-size", "0"], "Train batch_size = 0 must be at least 1"),
+    (["--Train-precision", "fp8"], "Train precision = 'fp8' is unknown"),
+    (["--data-dataset", "cifar"], "Unknown dataset 'cifar'"),
+    (["--data-dataset", "fashion_mnist", "--SplitValidation-validation-size", "60000"],
+     "validation_size = 60000 must be above 0 and below 60000"),
+    (["--data-dataset", "custom"], "set [data] source"),
+])
+def test_bad_parameters_fail_at_once_with_a_message(run_cli, tmp_path, args, message):
+    started = time.monotonic()
+    result = run_cli("Evaluate", "--local-scheduler", "--paths-outputs", str(tmp_path), *args)
+    assert result.returncode == 40, output_of(result)
+    assert message in result.stderr
+    assert time.monotonic() - started < 20
+    assert not (tmp_path / "download").exists()
