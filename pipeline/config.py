@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass
 from pipeline.errors import ConfigError
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISION_CHOICES = ("auto", *PRECISIONS)
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class TrainingConfig:
     weight_decay: float = 5e-4
     dropout: float = 0.5
     seed: int = 66478
-    precision: str = "float32"
+    precision: str = "auto"
     log_every: int = 100
 
     def __post_init__(self):
@@ -39,10 +40,10 @@ class TrainingConfig:
                     f"Train {name} = {getattr(self, name)!r} must be {rule} "
                     f"(set --Train-{name.replace('_', '-')} or [Train] {name} in luigi.cfg)."
                 )
-        if self.precision not in PRECISIONS:
+        if self.precision not in PRECISION_CHOICES:
             raise ConfigError(
                 f"Train precision = {self.precision!r} is unknown: choose one of "
-                f"{', '.join(PRECISIONS)} (--Train-precision)."
+                f"{', '.join(PRECISION_CHOICES)} (--Train-precision)."
             )
 
     def as_dict(self) -> dict:

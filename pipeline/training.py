@@ -1,5 +1,6 @@
 """Training the model with the original schedule, logging as it did, resumable from checkpoints."""
 
+import dataclasses
 import logging
 import shutil
 import time
@@ -13,6 +14,7 @@ import tensorflow as tf
 from pipeline.artifacts import atomic_directory, read_json, write_json
 from pipeline.config import TrainingConfig
 from pipeline.model import make_model, weight_decay_variables
+from pipeline.precision import resolve_precision
 from pipeline.schedule import keras_schedule, steps_per_epoch
 
 log = logging.getLogger(__name__)
@@ -87,14 +89,14 @@ def _make_train_chunk(model, optimizer, config: TrainingConfig):
     loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
     @tf.function
-    def train_chunk(images, labels, first_step, num_steps):
+    def train_chunk(images, labels, order, first_step, num_steps):
         loss_sum = tf.constant(0.0)
         loss = tf.constant(0.0)
         error = tf.constant(0.0)
         for step in tf.range(first_step, first_step + num_steps):
-            offset = step * batch_size
-            x = tf.cast(images[offset:offset + batch_size], tf.float32)[..., None]
-            y = tf.cast(labels[offset:offset + batch_size], tf.int32)
+            batch = order[step * batch_size:(step + 1) * batch_size]
+            x = tf.cast(tf.gather(images, batch), tf.float32)[..., None]
+            y = tf.cast(tf.gather(labels, batch), tf.int32)
             with tf.GradientTape() as tape:
                 logits = tf.cast(model(x, training=True), tf.float32)
                 cross_entropy = tf.reduce_mean(
@@ -123,7 +125,13 @@ def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarr
     """Train on uint8 (images, labels); return the model and per-epoch history.
 
     Checkpoints go to ``work_dir`` after every epoch; when one exists, training resumes from it.
+    A ``precision`` of ``auto`` is resolved for this hardware; each history record names the
+    precision used.
     """
+    precision = resolve_precision(config.precision)
+    if precision != config.precision:
+        log.info("precision auto -> %s on this hardware", precision)
+        config = dataclasses.replace(config, precision=precision)
     train_images, train_labels = train
     train_size = len(train_images)
     if config.precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
@@ -144,20 +152,23 @@ def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarr
         log.warning("Only %d training images for batch size %d: batches repeat images",
                     train_size, config.batch_size)
     train_chunk = _make_train_chunk(model, optimizer, config)
+    # The uint8 training set goes to the device once; each epoch only sends a permutation.
+    images = tf.convert_to_tensor(train_images)
+    labels = tf.convert_to_tensor(train_labels)
     for epoch in range(first_epoch, config.epochs):
         epoch_start = time.monotonic()
         epoch_learning_rate = _current_learning_rate(optimizer)
         order = _epoch_order(config.seed, epoch, train_size)
         if train_size < config.batch_size:
             order = np.resize(order, config.batch_size)
-        images = tf.convert_to_tensor(train_images[order])
-        labels = tf.convert_to_tensor(train_labels[order])
+        order = tf.convert_to_tensor(order.astype(np.int32))
         step_in_epoch, loss_total = 0, 0.0
         while step_in_epoch < steps:
             global_step = epoch * steps + step_in_epoch
             chunk = min(config.log_every - global_step % config.log_every, steps - step_in_epoch)
             chunk_start = time.monotonic()
-            loss, error, loss_sum = train_chunk(images, labels, tf.constant(step_in_epoch), tf.constant(chunk))
+            loss, error, loss_sum = train_chunk(images, labels, order, tf.constant(step_in_epoch),
+                                                tf.constant(chunk))
             loss_total += float(loss_sum)
             step_in_epoch += chunk
             global_step += chunk
@@ -178,6 +189,7 @@ def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarr
             "validation_error": error_rate(model, *validation),
             "duration_s": round(duration, 3),
             "images_per_s": round(steps * config.batch_size / duration, 1),
+            "precision": config.precision,
         }
         history.append(record)
         log.info("Epoch %d/%d: mean loss %.3f, validation error %.2f%%, %.0f images/s",

@@ -134,7 +134,8 @@ class Train(ArtifactTask):
     weight_decay = luigi.FloatParameter(default=5e-4)
     dropout = luigi.FloatParameter(default=0.5)
     seed = luigi.IntParameter(default=66478)
-    precision = luigi.Parameter(default="float32", description="float32 | mixed_bfloat16 | mixed_float16")
+    precision = luigi.Parameter(
+        default="auto", description="auto | float32 | mixed_bfloat16 | mixed_float16")
     log_every = luigi.IntParameter(default=100, significant=False, description="steps between log lines")
 
     def training_config(self) -> TrainingConfig:
@@ -170,7 +171,8 @@ class Train(ArtifactTask):
                                      self.checkpoint_dir(), self._report_epoch)
         model.save(Path(staging) / "model.keras")
         write_json(Path(staging) / "history.json", history)
-        return {"seed": config.seed, "final_validation_error": history[-1]["validation_error"]}
+        return {"seed": config.seed, "precision_used": history[-1]["precision"],
+                "final_validation_error": history[-1]["validation_error"]}
 
     def _report_epoch(self, record):
         self.set_progress_percentage(round(100 * record["epoch"] / self.epochs))

@@ -22,5 +22,5 @@ def test_bad_values_name_the_parameter(field, value, hint):
 
 
 def test_unknown_precision_lists_the_choices():
-    with pytest.raises(ConfigError, match="float32, mixed_bfloat16, mixed_float16"):
+    with pytest.raises(ConfigError, match="auto, float32, mixed_bfloat16, mixed_float16"):
         TrainingConfig(precision="float8")
