@@ -114,9 +114,89 @@ def _make_train_chunk(model, optimizer, config: TrainingConfig):
     return train_chunk
 
 
-def _epoch_order(seed: int, epoch: int, count: int) -> np.ndarray:
+def _epoch_order(seed: int, epoch: int, count: int, batch_size: int):
     """Return the example order for ``epoch``: a function of (seed, epoch) alone, so resumes match."""
-    return np.random.default_rng([seed, epoch]).permutation(count)
+    order = np.random.default_rng([seed, epoch]).permutation(count)
+    if count < batch_size:
+        order = np.resize(order, batch_size)
+    return tf.convert_to_tensor(order.astype(np.int32))
+
+
+class Trainer:
+    """The model, its optimizer and the training set on the device, stepped in compiled chunks."""
+
+    def __init__(self, train: tuple[np.ndarray, np.ndarray], config: TrainingConfig):
+        precision = resolve_precision(config.precision)
+        if precision != config.precision:
+            log.info("precision auto -> %s on this hardware", precision)
+        self.config = config = dataclasses.replace(config, precision=precision)
+        if precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
+            log.warning("precision mixed_float16 runs very slowly without a GPU; "
+                        "mixed_bfloat16 or float32 are the CPU choices")
+        self.train_size = len(train[0])
+        if self.train_size < config.batch_size:
+            log.warning("Only %d training images for batch size %d: batches repeat images",
+                        self.train_size, config.batch_size)
+        self.steps_per_epoch = steps_per_epoch(self.train_size, config.batch_size)
+        keras.utils.set_random_seed(config.seed)
+        self.model = make_model(dropout=config.dropout, dtype_policy=precision)
+        self.optimizer = make_optimizer(config, self.train_size)
+        self.optimizer.build(self.model.trainable_variables)
+        # The uint8 training set goes to the device once; each epoch only sends a permutation.
+        self.images = tf.convert_to_tensor(train[0])
+        self.labels = tf.convert_to_tensor(train[1])
+        self._train_chunk = _make_train_chunk(self.model, self.optimizer, config)
+
+    def epoch_order(self, epoch: int):
+        """Return the shuffled example order of ``epoch`` as a device tensor."""
+        return _epoch_order(self.config.seed, epoch, self.train_size, self.config.batch_size)
+
+    def run_steps(self, order, first_step: int, num_steps: int) -> tuple[float, float, float]:
+        """Run steps [first_step, first_step + num_steps) of an epoch in ``order``.
+
+        Returns the last minibatch's loss and error (percent) and the sum of the losses.
+        """
+        loss, error, loss_sum = self._train_chunk(self.images, self.labels, order,
+                                                  tf.constant(first_step), tf.constant(num_steps))
+        return float(loss), float(error), float(loss_sum)
+
+    def learning_rate(self) -> float:
+        """Return the learning rate the optimizer applies at its current step."""
+        inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        return float(keras.ops.convert_to_numpy(inner.learning_rate))
+
+    def train_epoch(self, epoch: int) -> dict:
+        """Train one epoch, logging every ``log_every`` steps; return its history record sans validation."""
+        config, steps = self.config, self.steps_per_epoch
+        epoch_start = time.monotonic()
+        learning_rate = self.learning_rate()
+        order = self.epoch_order(epoch)
+        step_in_epoch, loss_total = 0, 0.0
+        while step_in_epoch < steps:
+            global_step = epoch * steps + step_in_epoch
+            chunk = min(config.log_every - global_step % config.log_every, steps - step_in_epoch)
+            chunk_start = time.monotonic()
+            loss, error, loss_sum = self.run_steps(order, step_in_epoch, chunk)
+            loss_total += loss_sum
+            step_in_epoch += chunk
+            global_step += chunk
+            if global_step % config.log_every == 0:
+                log.info(
+                    "Step %d (epoch %.2f), %.1f ms | Minibatch loss: %.3f, learning rate: %.6f | "
+                    "Minibatch error: %.1f%%",
+                    global_step, global_step / steps, 1000 * (time.monotonic() - chunk_start) / chunk,
+                    loss, self.learning_rate(), error,
+                )
+        duration = time.monotonic() - epoch_start
+        return {
+            "epoch": epoch + 1,
+            "step": (epoch + 1) * steps,
+            "train_loss": loss_total / steps,
+            "learning_rate": learning_rate,
+            "duration_s": round(duration, 3),
+            "images_per_s": round(steps * config.batch_size / duration, 1),
+            "precision": config.precision,
+        }
 
 
 def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray],
@@ -128,80 +208,20 @@ def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarr
     A ``precision`` of ``auto`` is resolved for this hardware; each history record names the
     precision used.
     """
-    precision = resolve_precision(config.precision)
-    if precision != config.precision:
-        log.info("precision auto -> %s on this hardware", precision)
-        config = dataclasses.replace(config, precision=precision)
-    train_images, train_labels = train
-    train_size = len(train_images)
-    if config.precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
-        log.warning("precision mixed_float16 runs very slowly without a GPU; "
-                    "mixed_bfloat16 or float32 are the CPU choices")
-    keras.utils.set_random_seed(config.seed)
-    model = make_model(dropout=config.dropout, dtype_policy=config.precision)
-    optimizer = make_optimizer(config, train_size)
-    optimizer.build(model.trainable_variables)
+    trainer = Trainer(train, config)
     checkpoints = Checkpoints(work_dir)
     first_epoch, history = 0, []
     if (checkpoint := checkpoints.latest()) is not None:
-        first_epoch, history = checkpoints.restore(checkpoint, model, optimizer)
+        first_epoch, history = checkpoints.restore(checkpoint, trainer.model, trainer.optimizer)
         log.info("Resuming training from %s (epoch %d of %d done)", checkpoint, first_epoch, config.epochs)
-
-    steps = steps_per_epoch(train_size, config.batch_size)
-    if train_size < config.batch_size:
-        log.warning("Only %d training images for batch size %d: batches repeat images",
-                    train_size, config.batch_size)
-    train_chunk = _make_train_chunk(model, optimizer, config)
-    # The uint8 training set goes to the device once; each epoch only sends a permutation.
-    images = tf.convert_to_tensor(train_images)
-    labels = tf.convert_to_tensor(train_labels)
     for epoch in range(first_epoch, config.epochs):
-        epoch_start = time.monotonic()
-        epoch_learning_rate = _current_learning_rate(optimizer)
-        order = _epoch_order(config.seed, epoch, train_size)
-        if train_size < config.batch_size:
-            order = np.resize(order, config.batch_size)
-        order = tf.convert_to_tensor(order.astype(np.int32))
-        step_in_epoch, loss_total = 0, 0.0
-        while step_in_epoch < steps:
-            global_step = epoch * steps + step_in_epoch
-            chunk = min(config.log_every - global_step % config.log_every, steps - step_in_epoch)
-            chunk_start = time.monotonic()
-            loss, error, loss_sum = train_chunk(images, labels, order, tf.constant(step_in_epoch),
-                                                tf.constant(chunk))
-            loss_total += float(loss_sum)
-            step_in_epoch += chunk
-            global_step += chunk
-            if global_step % config.log_every == 0:
-                elapsed_ms = 1000 * (time.monotonic() - chunk_start) / chunk
-                log.info(
-                    "Step %d (epoch %.2f), %.1f ms | Minibatch loss: %.3f, learning rate: %.6f | "
-                    "Minibatch error: %.1f%%",
-                    global_step, global_step / steps, elapsed_ms, float(loss),
-                    _current_learning_rate(optimizer), float(error),
-                )
-        duration = time.monotonic() - epoch_start
-        record = {
-            "epoch": epoch + 1,
-            "step": (epoch + 1) * steps,
-            "train_loss": loss_total / steps,
-            "learning_rate": epoch_learning_rate,
-            "validation_error": error_rate(model, *validation),
-            "duration_s": round(duration, 3),
-            "images_per_s": round(steps * config.batch_size / duration, 1),
-            "precision": config.precision,
-        }
+        record = trainer.train_epoch(epoch)
+        record["validation_error"] = error_rate(trainer.model, *validation)
         history.append(record)
         log.info("Epoch %d/%d: mean loss %.3f, validation error %.2f%%, %.0f images/s",
                  epoch + 1, config.epochs, record["train_loss"], record["validation_error"],
                  record["images_per_s"])
-        checkpoints.save(model, optimizer, epoch + 1, history)
+        checkpoints.save(trainer.model, trainer.optimizer, epoch + 1, history)
         if on_epoch_end:
             on_epoch_end(record)
-    return model, history
-
-
-def _current_learning_rate(optimizer) -> float:
-    """Return the learning rate the optimizer applies at its current step."""
-    inner = getattr(optimizer, "inner_optimizer", optimizer)
-    return float(keras.ops.convert_to_numpy(inner.learning_rate))
+    return trainer.model, history

@@ -78,20 +78,9 @@ class ExtractToNpy(ArtifactTask):
         return Download()
 
     def produce(self, staging):
-        import numpy as np
+        from pipeline.extract import extract_to_npy
 
-        from pipeline import idx
-        from pipeline.datasets import FILE_NAMES
-
-        source = Path(self.input().path)
-        counts = {}
-        for split in ("train", "test"):
-            images, labels = idx.load_pair(source / FILE_NAMES[f"{split}_images"],
-                                           source / FILE_NAMES[f"{split}_labels"])
-            np.save(Path(staging) / f"{split}_images.npy", images)
-            np.save(Path(staging) / f"{split}_labels.npy", labels)
-            counts[split] = len(labels)
-        return {"counts": counts}
+        return {"counts": extract_to_npy(Path(self.input().path), Path(staging))}
 
 
 class SplitValidation(ArtifactTask):

@@ -1,0 +1,20 @@
+"""Extraction: four validated IDX .gz files in, four uint8 ``.npy`` arrays out."""
+
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import idx
+from pipeline.datasets import FILE_NAMES
+
+
+def extract_to_npy(source: Path, destination: Path) -> dict:
+    """Write ``{train,test}_{images,labels}.npy`` from the IDX files in ``source``; return counts."""
+    counts = {}
+    for split in ("train", "test"):
+        images, labels = idx.load_pair(Path(source) / FILE_NAMES[f"{split}_images"],
+                                       Path(source) / FILE_NAMES[f"{split}_labels"])
+        np.save(Path(destination) / f"{split}_images.npy", images)
+        np.save(Path(destination) / f"{split}_labels.npy", labels)
+        counts[split] = int(len(labels))
+    return counts
