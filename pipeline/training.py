@@ -4,6 +4,7 @@ import dataclasses
 import logging
 import shutil
 import time
+import weakref
 from pathlib import Path
 from typing import Callable
 
@@ -34,13 +35,26 @@ def make_optimizer(config: TrainingConfig, train_size: int) -> keras.optimizers.
     return optimizer
 
 
+_classifiers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _classifier(model: keras.Model):
+    """Return a compiled function from a uint8 image batch to predicted classes (one per model)."""
+    if model not in _classifiers:
+        @tf.function(reduce_retracing=True)
+        def classify(batch):
+            logits = model(tf.cast(batch, tf.float32)[..., None], training=False)
+            return tf.argmax(logits, axis=1, output_type=tf.int32)
+
+        _classifiers[model] = classify
+    return _classifiers[model]
+
+
 def predict_labels(model: keras.Model, images: np.ndarray, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
-    """Return the predicted class of each uint8 image, computed in large inference batches."""
-    predictions = []
-    for start in range(0, len(images), batch_size):
-        batch = tf.convert_to_tensor(images[start:start + batch_size, ..., None], dtype=tf.float32)
-        logits = model(batch, training=False)
-        predictions.append(tf.argmax(logits, axis=1, output_type=tf.int32).numpy())
+    """Return the predicted class of each uint8 image, computed in large compiled batches."""
+    classify = _classifier(model)
+    predictions = [classify(tf.convert_to_tensor(images[start:start + batch_size])).numpy()
+                   for start in range(0, len(images), batch_size)]
     return np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int32)
 
 
@@ -224,6 +238,7 @@ def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarr
     precision used.
     """
     trainer = Trainer(train, config)
+    del train  # the trainer holds the training set as tensors now
     checkpoints = Checkpoints(work_dir)
     first_epoch, history = 0, []
     if (checkpoint := checkpoints.latest()) is not None:

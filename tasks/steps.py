@@ -25,10 +25,10 @@ KNOWN_TRAIN_COUNTS = {"mnist": 60_000, "fashion_mnist": 60_000, "synthetic": 5_2
 
 
 def _load_arrays(directory: str, *names: str):
-    """Return the named ``.npy`` arrays of an artifact directory."""
+    """Return the named ``.npy`` arrays of an artifact directory, memory-mapped (read-only)."""
     import numpy as np
 
-    return [np.load(Path(directory) / f"{name}.npy") for name in names]
+    return [np.load(Path(directory) / f"{name}.npy", mmap_mode="r") for name in names]
 
 
 class Download(ArtifactTask):
@@ -153,11 +153,12 @@ class Train(ArtifactTask):
     def produce(self, staging):
         from pipeline.training import train_model
 
-        arrays = _load_arrays(self.input().path, "train_images", "train_labels",
-                              "validation_images", "validation_labels")
         config = self.training_config()
-        model, history = train_model((arrays[0], arrays[1]), (arrays[2], arrays[3]), config,
-                                     self.checkpoint_dir(), self._report_epoch)
+        # Handed over unnamed, so the training set's pages can be released once on the device.
+        model, history = train_model(
+            tuple(_load_arrays(self.input().path, "train_images", "train_labels")),
+            tuple(_load_arrays(self.input().path, "validation_images", "validation_labels")),
+            config, self.checkpoint_dir(), self._report_epoch)
         model.save(Path(staging) / "model.keras")
         write_json(Path(staging) / "history.json", history)
         return {"seed": config.seed, "precision_used": history[-1]["precision"],
