@@ -24,6 +24,7 @@ CHECKPOINT_PREFIX = "ckpt-epoch-"
 EVAL_BATCH_SIZE = 1000
 
 EpochCallback = Callable[[dict], None]
+StepCallback = Callable[[dict], None]
 
 
 def make_optimizer(config: TrainingConfig, train_size: int) -> keras.optimizers.Optimizer:
@@ -194,8 +195,11 @@ class Trainer:
         inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
         return float(keras.ops.convert_to_numpy(inner.learning_rate))
 
-    def train_epoch(self, epoch: int) -> dict:
-        """Train one epoch, logging every ``log_every`` steps; return its history record sans validation."""
+    def train_epoch(self, epoch: int, on_step: StepCallback | None = None) -> dict:
+        """Train one epoch, logging every ``log_every`` steps; return its history record sans validation.
+
+        ``on_step`` receives the same figures as each log line.
+        """
         config, steps = self.config, self.steps_per_epoch
         epoch_start = time.monotonic()
         learning_rate = self.learning_rate()
@@ -210,12 +214,18 @@ class Trainer:
             step_in_epoch += chunk
             global_step += chunk
             if global_step % config.log_every == 0:
+                progress = {
+                    "step": global_step, "total_steps": steps * config.epochs,
+                    "epoch": global_step / steps, "ms_per_step": 1000 * (time.monotonic() - chunk_start) / chunk,
+                    "loss": loss, "learning_rate": self.learning_rate(), "error": error,
+                }
                 log.info(
                     "Step %d (epoch %.2f), %.1f ms | Minibatch loss: %.3f, learning rate: %.6f | "
-                    "Minibatch error: %.1f%%",
-                    global_step, global_step / steps, 1000 * (time.monotonic() - chunk_start) / chunk,
-                    loss, self.learning_rate(), error,
+                    "Minibatch error: %.1f%%", progress["step"], progress["epoch"],
+                    progress["ms_per_step"], loss, progress["learning_rate"], error,
                 )
+                if on_step:
+                    on_step(progress)
         duration = time.monotonic() - epoch_start
         return {
             "epoch": epoch + 1,
@@ -229,8 +239,8 @@ class Trainer:
 
 
 def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray],
-                config: TrainingConfig, work_dir: Path,
-                on_epoch_end: EpochCallback | None = None) -> tuple[keras.Model, list]:
+                config: TrainingConfig, work_dir: Path, on_epoch_end: EpochCallback | None = None,
+                on_step: StepCallback | None = None) -> tuple[keras.Model, list]:
     """Train on uint8 (images, labels); return the model and per-epoch history.
 
     Checkpoints go to ``work_dir`` after every epoch; when one exists, training resumes from it.
@@ -245,7 +255,7 @@ def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarr
         first_epoch, history = checkpoints.restore(checkpoint, trainer.model, trainer.optimizer)
         log.info("Resuming training from %s (epoch %d of %d done)", checkpoint, first_epoch, config.epochs)
     for epoch in range(first_epoch, config.epochs):
-        record = trainer.train_epoch(epoch)
+        record = trainer.train_epoch(epoch, on_step)
         record["validation_error"] = error_rate(trainer.model, *validation)
         history.append(record)
         log.info("Epoch %d/%d: mean loss %.3f, validation error %.2f%%, %.0f images/s",

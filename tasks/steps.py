@@ -8,6 +8,7 @@ everything complete never loads it, and Luigi's forked workers inherit no Tensor
 
 import logging
 import shutil
+import socket
 from pathlib import Path
 
 import luigi
@@ -158,29 +159,58 @@ class Train(ArtifactTask):
         model, history = train_model(
             tuple(_load_arrays(self.input().path, "train_images", "train_labels")),
             tuple(_load_arrays(self.input().path, "validation_images", "validation_labels")),
-            config, self.checkpoint_dir(), self._report_epoch)
+            config, self.checkpoint_dir(), self._report_epoch, self._report_step)
         model.save(Path(staging) / "model.keras")
         write_json(Path(staging) / "history.json", history)
         return {"seed": config.seed, "precision_used": history[-1]["precision"],
                 "final_validation_error": history[-1]["validation_error"]}
 
+    @property
+    def resources(self):
+        # One training at a time per host unless the scheduler's [resources] says otherwise
+        # (Luigi's default capacity for an unlisted resource is 1).
+        return {f"tf_training_{socket.gethostname()}": 1}
+
     def _report_epoch(self, record):
+        self._last_epoch = record
         self.set_progress_percentage(round(100 * record["epoch"] / self.epochs))
         self.set_status_message(
-            f"epoch {record['epoch']}/{self.epochs}, loss {record['train_loss']:.3f}, "
+            f"epoch {record['epoch']}/{self.epochs} done: loss {record['train_loss']:.3f}, "
             f"validation error {record['validation_error']:.2f}%, {record['images_per_s']:.0f} images/s")
+
+    def _report_step(self, progress):
+        self.set_progress_percentage(round(100 * progress["step"] / progress["total_steps"]))
+        validation = getattr(self, "_last_epoch", {}).get("validation_error")
+        self.set_status_message(
+            f"epoch {progress['epoch']:.2f}/{self.epochs}, step {progress['step']}, "
+            f"minibatch loss {progress['loss']:.3f}, validation error "
+            f"{'n/a' if validation is None else f'{validation:.2f}%'}, "
+            f"{1000 * self.batch_size / progress['ms_per_step']:.0f} images/s")
 
     def after_commit(self):
         shutil.rmtree(self.checkpoint_dir(), ignore_errors=True)
 
 
 class Evaluate(ArtifactTask):
-    """Measure the trained model on the test set and write ``metrics.json``."""
+    """Measure the trained model on the test set and write ``metrics.json``.
+
+    ``train_overrides`` replaces some Train parameters for this evaluation only (a Sweep uses
+    it); every other Train parameter comes from ``[Train]`` / ``--Train-*`` as usual.
+    """
 
     step = "evaluate"
+    train_overrides = luigi.DictParameter(default={}, description="Train parameters to override")
+
+    def validate(self):
+        unknown = set(self.train_overrides) - set(Train.get_param_names())
+        if unknown:
+            from pipeline.errors import ConfigError
+
+            raise ConfigError(f"Evaluate train_overrides names unknown Train parameters {sorted(unknown)}; "
+                              f"valid: {', '.join(Train.get_param_names())}.")
 
     def requires(self):
-        return {"model": Train(), "data": ExtractToNpy()}
+        return {"model": Train(**self.train_overrides), "data": ExtractToNpy()}
 
     def produce(self, staging):
         import keras

@@ -1,0 +1,141 @@
+"""Against a real luigid: live progress, DONE tasks, task history, sweeps, two workers at once."""
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, cli_env, free_port, luigi_command
+from test_cli import output_of
+
+pytestmark = pytest.mark.slow
+
+
+class Luigid:
+    """A luigid process on a free loopback port, with its state and history in a temp dir."""
+
+    def __init__(self, directory: Path):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.history = directory / "history.db"
+        (directory / "log").mkdir(exist_ok=True)
+        config = directory / "luigid.cfg"
+        config.write_text(f"[scheduler]\nrecord_task_history = true\nstate_path = {directory}/state.pickle\n"
+                          f"[task_history]\ndb_connection = sqlite:///{self.history}\n")
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("luigid")), "--address", "127.0.0.1",
+             "--port", str(self.port), "--logdir", str(directory / "log")],
+            cwd=directory, env={**cli_env(), "LUIGI_CONFIG_PATH": str(config)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.api("task_list", status="DONE")
+                return
+            except OSError:
+                assert self.process.poll() is None, "luigid exited"
+                assert time.monotonic() < deadline, "luigid did not answer"
+                time.sleep(0.1)
+
+    def api(self, method: str, **data) -> dict:
+        """Call the scheduler's HTTP API and return its response."""
+        query = urllib.parse.urlencode({"data": json.dumps(data)})
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/{method}?{query}", timeout=5) as reply:
+            return json.loads(reply.read())["response"]
+
+    def flags(self) -> list[str]:
+        return ["--scheduler-host", "127.0.0.1", "--scheduler-port", str(self.port)]
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def luigid(tmp_path):
+    server = Luigid(tmp_path / "luigid")
+    yield server
+    server.stop()
+
+
+def data_flags(source: Path, outputs: Path, *extra: str) -> list[str]:
+    return ["--data-dataset", "custom", "--data-source", str(source), "--paths-outputs", str(outputs),
+            "--SplitValidation-validation-size", "200", *extra]
+
+
+def test_pipeline_on_luigid_reports_progress_and_history(luigid, pattern_dir, tmp_path):
+    command = luigi_command("Evaluate", *luigid.flags(),
+                            *data_flags(pattern_dir, tmp_path / "out", "--Train-epochs", "8",
+                                        "--Train-log-every", "3"))
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=cli_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    seen = []
+    while process.poll() is None:
+        for task_id, task in luigid.api("task_list", status="RUNNING").items():
+            if task_id.startswith("Train") and task.get("status_message"):
+                seen.append((task["progress_percentage"], task["status_message"]))
+        time.sleep(0.05)
+    output = process.stdout.read()
+    assert process.returncode == 0, output
+    assert seen, "no live progress was seen while Train ran"
+    assert any("minibatch loss" in message and "images/s" in message for _, message in seen)
+    assert any("validation error" in message and "%" in message for _, message in seen[1:])
+    percentages = [percent for percent, _ in seen if percent is not None]
+    assert percentages and 0 < max(percentages) <= 100
+
+    done = luigid.api("task_list", status="DONE")
+    families = sorted(task["name"] for task in done.values())
+    assert families == ["Download", "Evaluate", "ExtractToNpy", "SplitValidation", "Train"]
+    evaluate = next(task for task in done.values() if task["name"] == "Evaluate")
+    assert evaluate["status_message"].startswith("test error ")
+
+    with sqlite3.connect(luigid.history) as history:
+        names = {row[0] for row in history.execute("SELECT name FROM tasks")}
+        events = {row[0] for row in history.execute("SELECT event_name FROM task_events")}
+    assert {"Train", "Evaluate"} <= names
+    assert {"RUNNING", "DONE"} <= events
+
+
+def test_sweep_with_two_workers_writes_its_table(luigid, pattern_dir, tmp_path):
+    grid = json.dumps({"learning_rate": [0.01, 0.03], "seed": [66478, 7]})
+    result = subprocess.run(
+        luigi_command("Sweep", *luigid.flags(), "--workers", "2", "--Sweep-grid", grid,
+                      *data_flags(pattern_dir, tmp_path / "out", "--Train-epochs", "1")),
+        cwd=REPO_ROOT, env=cli_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, output_of(result)
+    (sweep,) = (tmp_path / "out" / "sweep").iterdir()
+    rows = json.loads((sweep / "results.json").read_text())
+    assert len(rows) == 4
+    assert {tuple(sorted(row["params"].items())) for row in rows} == {
+        (("learning_rate", lr), ("seed", seed)) for lr in (0.01, 0.03) for seed in (66478, 7)}
+    assert [row["test_error"] for row in rows] == sorted(row["test_error"] for row in rows)
+    assert all(Path(row["evaluate_dir"], "metrics.json").is_file() for row in rows)
+    table = (sweep / "results.md").read_text()
+    assert table.count("\n| ") == 4 and "test error %" in table
+
+
+def test_two_workers_started_together_run_each_task_once(luigid, pattern_dir, tmp_path):
+    """Separate pid-lock directories stand for two hosts: only the scheduler keeps them apart."""
+    outputs = tmp_path / "out"
+    command = luigi_command("Evaluate", *luigid.flags(), *data_flags(pattern_dir, outputs, "--Train-epochs", "3"))
+    first, second = (subprocess.Popen([*command, "--lock-pid-dir", str(tmp_path / host)], cwd=REPO_ROOT,
+                                      env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True) for host in ("host-a", "host-b"))
+    outputs_text = [process.communicate(timeout=600)[0] for process in (first, second)]
+    # Luigi's exit code is 10 for a worker some of whose tasks another worker ran.
+    assert {first.returncode, second.returncode} <= {0, 10}, outputs_text
+    assert any("Test error: " in text for text in outputs_text)
+    log = (outputs / "pipeline.log").read_text()
+    for family in ("Download", "ExtractToNpy", "SplitValidation", "Train", "Evaluate"):
+        assert log.count(f" {family} wrote ") == 1, f"{family} ran more than once"
+    with sqlite3.connect(luigid.history) as history:
+        runs = history.execute(
+            "SELECT t.name, COUNT(*) FROM task_events e JOIN tasks t ON e.task_id = t.id "
+            "WHERE e.event_name = 'RUNNING' GROUP BY t.name").fetchall()
+    assert dict(runs) == {name: 1 for name in ("Download", "ExtractToNpy", "SplitValidation", "Train", "Evaluate")}
