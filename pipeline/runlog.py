@@ -25,8 +25,10 @@ def attach_run_log(outputs: Path) -> Path:
             logger.addHandler(handler)
         if logger.level == logging.NOTSET or logger.level > logging.INFO:
             logger.setLevel(logging.INFO)
-    # Task-level messages are printed by the tasks themselves; only the library's progress
+    # Task-level messages are printed by the tasks themselves, so they stay out of the root
+    # logger's console handler (which TensorFlow's absl may install); only the library's progress
     # (training lines) needs a console handler of its own.
+    logging.getLogger("tasks").propagate = False
     for name in ("pipeline",):
         logger = logging.getLogger(name)
         if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)

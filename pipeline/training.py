@@ -21,6 +21,7 @@ from pipeline.schedule import keras_schedule, steps_per_epoch
 log = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "ckpt-epoch-"
+TENSORBOARD_DIR = "tensorboard"
 EVAL_BATCH_SIZE = 1000
 
 EpochCallback = Callable[[dict], None]
@@ -244,8 +245,9 @@ def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarr
     """Train on uint8 (images, labels); return the model and per-epoch history.
 
     Checkpoints go to ``work_dir`` after every epoch; when one exists, training resumes from it.
-    A ``precision`` of ``auto`` is resolved for this hardware; each history record names the
-    precision used.
+    TensorBoard event files go to ``work_dir/tensorboard``: minibatch scalars every
+    ``log_every`` steps, validation error and mean loss every epoch. A ``precision`` of ``auto``
+    is resolved for this hardware; each history record names the precision used.
     """
     trainer = Trainer(train, config)
     del train  # the trainer holds the training set as tensors now
@@ -254,9 +256,25 @@ def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarr
     if (checkpoint := checkpoints.latest()) is not None:
         first_epoch, history = checkpoints.restore(checkpoint, trainer.model, trainer.optimizer)
         log.info("Resuming training from %s (epoch %d of %d done)", checkpoint, first_epoch, config.epochs)
+    writer = tf.summary.create_file_writer(str(Path(work_dir) / TENSORBOARD_DIR))
+
+    def log_step(progress: dict) -> None:
+        with writer.as_default(step=progress["step"]):
+            tf.summary.scalar("minibatch/loss", progress["loss"])
+            tf.summary.scalar("minibatch/error_percent", progress["error"])
+            tf.summary.scalar("minibatch/learning_rate", progress["learning_rate"])
+            tf.summary.scalar("minibatch/ms_per_step", progress["ms_per_step"])
+        if on_step:
+            on_step(progress)
+
     for epoch in range(first_epoch, config.epochs):
-        record = trainer.train_epoch(epoch, on_step)
+        record = trainer.train_epoch(epoch, log_step)
         record["validation_error"] = error_rate(trainer.model, *validation)
+        with writer.as_default(step=record["step"]):
+            tf.summary.scalar("epoch/validation_error_percent", record["validation_error"])
+            tf.summary.scalar("epoch/train_loss", record["train_loss"])
+            tf.summary.scalar("epoch/images_per_s", record["images_per_s"])
+        writer.flush()
         history.append(record)
         log.info("Epoch %d/%d: mean loss %.3f, validation error %.2f%%, %.0f images/s",
                  epoch + 1, config.epochs, record["train_loss"], record["validation_error"],
@@ -264,4 +282,5 @@ def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarr
         checkpoints.save(trainer.model, trainer.optimizer, epoch + 1, history)
         if on_epoch_end:
             on_epoch_end(record)
+    writer.close()
     return trainer.model, history

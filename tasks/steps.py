@@ -62,9 +62,18 @@ class Download(ArtifactTask):
             files = download.verify_files(dataset, staging)
         else:
             files = download.fetch_dataset(dataset, data().source, staging, self._report_bytes)
+            if getattr(self, "_progress", None):
+                self._progress.close()
         return {"files": files}
 
     def _report_bytes(self, name, received, total):
+        from pipeline.progress import ConsoleProgress
+
+        if getattr(self, "_progress_file", None) != name:
+            if getattr(self, "_progress", None):
+                self._progress.close()
+            self._progress, self._progress_file = ConsoleProgress(f"Download {name}"), name
+        self._progress.update(received / total if total else 0.0, f"{received:,} bytes", force=received == total)
         if total:
             self.set_progress_percentage(round(100 * received / total))
         self.set_status_message(f"{name}: {received:,} of {total or '?'} bytes")
@@ -127,6 +136,9 @@ class Train(ArtifactTask):
     precision = luigi.Parameter(
         default="auto", description="auto | float32 | mixed_bfloat16 | mixed_float16")
     log_every = luigi.IntParameter(default=100, significant=False, description="steps between log lines")
+    tensorboard_url = luigi.Parameter(
+        default="", significant=False,
+        description="URL of a TensorBoard serving the outputs root; becomes the scheduler's tracking URL")
 
     def training_config(self) -> TrainingConfig:
         """Return the task's parameters as a validated TrainingConfig."""
@@ -152,15 +164,22 @@ class Train(ArtifactTask):
         return outputs_root() / self.step / f"{self.artifact_id}.incomplete"
 
     def produce(self, staging):
-        from pipeline.training import train_model
+        from pipeline.progress import ConsoleProgress
+        from pipeline.training import TENSORBOARD_DIR, train_model
 
         config = self.training_config()
+        self.set_tracking_url(self.tensorboard_url or (self.checkpoint_dir() / TENSORBOARD_DIR).as_uri())
+        self._progress = ConsoleProgress("Train")
         # Handed over unnamed, so the training set's pages can be released once on the device.
         model, history = train_model(
             tuple(_load_arrays(self.input().path, "train_images", "train_labels")),
             tuple(_load_arrays(self.input().path, "validation_images", "validation_labels")),
             config, self.checkpoint_dir(), self._report_epoch, self._report_step)
+        self._progress.close()
         model.save(Path(staging) / "model.keras")
+        # A TF SavedModel beside it, for TensorFlow Serving (signature 'serve': pixels -> logits).
+        model.export(str(Path(staging) / "saved_model"), verbose=False)
+        shutil.copytree(self.checkpoint_dir() / TENSORBOARD_DIR, Path(staging) / TENSORBOARD_DIR)
         write_json(Path(staging) / "history.json", history)
         return {"seed": config.seed, "precision_used": history[-1]["precision"],
                 "final_validation_error": history[-1]["validation_error"]}
@@ -179,6 +198,8 @@ class Train(ArtifactTask):
             f"validation error {record['validation_error']:.2f}%, {record['images_per_s']:.0f} images/s")
 
     def _report_step(self, progress):
+        self._progress.update(progress["step"] / progress["total_steps"],
+                              f"epoch {progress['epoch']:.2f}/{self.epochs}, loss {progress['loss']:.3f}")
         self.set_progress_percentage(round(100 * progress["step"] / progress["total_steps"]))
         validation = getattr(self, "_last_epoch", {}).get("validation_error")
         self.set_status_message(

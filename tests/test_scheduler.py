@@ -92,6 +92,8 @@ def test_pipeline_on_luigid_reports_progress_and_history(luigid, pattern_dir, tm
     done = luigid.api("task_list", status="DONE")
     families = sorted(task["name"] for task in done.values())
     assert families == ["Download", "Evaluate", "ExtractToNpy", "SplitValidation", "Train"]
+    train = next(task for task in done.values() if task["name"] == "Train")
+    assert train["tracking_url"].startswith("file://") and train["tracking_url"].endswith("/tensorboard")
     evaluate = next(task for task in done.values() if task["name"] == "Evaluate")
     assert evaluate["status_message"].startswith("test error ")
 

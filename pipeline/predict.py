@@ -1,0 +1,105 @@
+"""Prediction with a trained model: class and probability for each image.
+
+    python -m pipeline.predict --model latest digit.png scan.jpg batch.npy
+    python -m pipeline.predict --model outputs/train/<id> digit.png
+
+``--model`` is a Train artifact directory (or its ``model.keras``), or ``latest`` for the most
+recently finished training under ``--outputs`` (default: ``[paths] outputs`` of ./luigi.cfg).
+Images get the training preprocessing (grayscale, 28x28, inverted when the background is light).
+"""
+
+import argparse
+import configparser
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.datasets import DATASETS
+from pipeline.errors import PipelineError
+from pipeline.preprocess import load_inputs
+
+
+def default_outputs() -> Path:
+    """Return ``[paths] outputs`` from ./luigi.cfg, or ``outputs``."""
+    config = configparser.ConfigParser()
+    config.read("luigi.cfg")
+    return Path(config.get("paths", "outputs", fallback="outputs") or "outputs")
+
+
+def find_model(spec: str, outputs: Path) -> Path:
+    """Return the model.keras named by ``spec`` (a path, or 'latest')."""
+    if spec == "latest":
+        finished = [path for path in Path(outputs).glob("train/*/model.keras") if path.parent.name.isalnum()]
+        if not finished:
+            raise PipelineError(f"No trained model under {outputs}/train: run the pipeline first, "
+                                "or pass --model with a Train artifact directory.")
+        return max(finished, key=lambda path: path.stat().st_mtime)
+    path = Path(spec)
+    if path.is_dir():
+        path = path / "model.keras"
+    if not path.is_file():
+        raise PipelineError(f"{spec} is not a Train artifact directory or a .keras file.")
+    return path
+
+
+def class_names_for(model_path: Path) -> list[str]:
+    """Return the class names of the data set the model was trained on (digits if unknown)."""
+    train_meta = model_path.parent / "meta.json"
+    split_id = json.loads(train_meta.read_text())["upstream"].get("input") if train_meta.is_file() else None
+    outputs = model_path.parent.parent.parent
+    for download_meta in outputs.glob("download/*/meta.json"):
+        dataset = json.loads(download_meta.read_text())["params"].get("dataset")
+        if split_id and _descends(outputs, split_id, download_meta.parent.name) and dataset in DATASETS:
+            return list(DATASETS[dataset].class_names)
+    return [str(digit) for digit in range(10)]
+
+
+def _descends(outputs: Path, split_id: str, download_id: str) -> bool:
+    """Return True when split ``split_id`` was made from download ``download_id``."""
+    split_meta = outputs / "split" / split_id / "meta.json"
+    if not split_meta.is_file():
+        return False
+    extract_id = json.loads(split_meta.read_text())["upstream"].get("input")
+    extract_meta = outputs / "extract" / str(extract_id) / "meta.json"
+    return extract_meta.is_file() and json.loads(extract_meta.read_text())["upstream"].get("input") == download_id
+
+
+def predict(model_path: Path, images: np.ndarray) -> np.ndarray:
+    """Return class probabilities (N, 10) for uint8 (N, 28, 28) images."""
+    import keras
+
+    model = keras.models.load_model(model_path)
+    logits = model.predict(images[..., None].astype(np.float32), batch_size=1000, verbose=0)
+    return keras.ops.convert_to_numpy(keras.ops.softmax(keras.ops.cast(logits, "float32")))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; prints one line per image, returns the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("images", nargs="+", type=Path, help="PNG/JPEG files or .npy batches")
+    parser.add_argument("--model", default="latest", help="'latest' or a Train artifact directory")
+    parser.add_argument("--outputs", type=Path, default=None, help="artifact root (for 'latest')")
+    parser.add_argument("--json", action="store_true", help="print JSON lines instead of text")
+    args = parser.parse_args(argv)
+    try:
+        images, names = load_inputs(args.images)
+        model_path = find_model(args.model, args.outputs or default_outputs())
+        probabilities = predict(model_path, images)
+    except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    class_names = class_names_for(model_path)
+    for name, row in zip(names, probabilities):
+        best = int(np.argmax(row))
+        if args.json:
+            print(json.dumps({"input": name, "class": best, "label": class_names[best],
+                              "probability": round(float(row[best]), 6)}))
+        else:
+            print(f"{name}: {class_names[best]} ({best}) with probability {row[best]:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

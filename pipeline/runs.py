@@ -1,0 +1,146 @@
+"""The runs table: every evaluated run under the outputs root, and the difference between two.
+
+    python -m pipeline.runs list [--sort test_error] [--filter epochs=10] [--all-params]
+    python -m pipeline.runs diff <evaluate id or dir> <evaluate id or dir>
+
+Like ``dvc exp show`` / ``dvc exp diff``: ``list`` prints one row per run with the parameters
+that differ between runs (``--all-params`` for all) and the test error; ``diff`` prints the
+parameters and metrics that differ between two runs.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pipeline.predict import default_outputs
+
+METRICS = ("test_error", "test_accuracy", "num_examples")
+
+
+def load_runs(outputs: Path) -> list[dict]:
+    """Return one record per finished evaluation under ``outputs``."""
+    runs = []
+    for metrics_path in sorted(Path(outputs).glob("evaluate/*/metrics.json")):
+        directory = metrics_path.parent
+        metrics = json.loads(metrics_path.read_text())
+        meta_path = directory / "meta.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        runs.append({
+            "run": directory.name,
+            "path": str(directory),
+            "ended": meta.get("ended", ""),
+            "params": {"dataset": metrics.get("dataset"), **metrics.get("params", {})},
+            "metrics": {key: metrics[key] for key in METRICS if key in metrics},
+            "per_class_accuracy": metrics.get("per_class_accuracy", {}),
+        })
+    return runs
+
+
+def parse_filters(filters: list[str]) -> dict[str, str]:
+    """Return {param: value} from 'param=value' strings."""
+    parsed = {}
+    for item in filters:
+        if "=" not in item:
+            raise SystemExit(f"--filter {item!r}: write it as parameter=value, e.g. epochs=10")
+        key, value = item.split("=", 1)
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def _matches(run: dict, filters: dict[str, str]) -> bool:
+    return all(str(run["params"].get(key)) == value or json.dumps(run["params"].get(key)) == value
+               for key, value in filters.items())
+
+
+def select_runs(runs: list[dict], filters: dict[str, str], sort: str) -> list[dict]:
+    """Return the runs matching every filter, sorted by a metric, a parameter, 'ended' or 'run'."""
+    chosen = [run for run in runs if _matches(run, filters)]
+
+    def key(run):
+        value = run["metrics"].get(sort, run["params"].get(sort, run.get(sort)))
+        return (value is None, value if isinstance(value, (int, float)) else str(value))
+
+    return sorted(chosen, key=key)
+
+
+def format_table(runs: list[dict], all_params: bool = False) -> str:
+    """Return the runs as an aligned text table."""
+    if not runs:
+        return "no evaluated runs"
+    names = sorted({name for run in runs for name in run["params"]})
+    if not all_params and len(runs) > 1:
+        names = [name for name in names if len({json.dumps(run["params"].get(name)) for run in runs}) > 1]
+    header = ["run", *names, "test_error %", "ended"]
+    rows = [[run["run"], *(str(run["params"].get(name)) for name in names),
+             f"{run['metrics'].get('test_error', float('nan')):.2f}", run["ended"]] for run in runs]
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
+    return "\n".join([lines[0], "  ".join("-" * width for width in widths), *lines[1:]])
+
+
+def find_run(runs: list[dict], name: str) -> dict:
+    """Return the run whose id or directory is ``name``."""
+    for run in runs:
+        if name in (run["run"], run["path"]) or Path(name).resolve() == Path(run["path"]).resolve():
+            return run
+    raise SystemExit(f"No evaluated run {name!r}; `python -m pipeline.runs list` shows them.")
+
+
+def diff_runs(first: dict, second: dict) -> dict:
+    """Return {'params': {name: [a, b]}, 'metrics': {name: [a, b, b - a]}} for what differs."""
+    params = {name: [first["params"].get(name), second["params"].get(name)]
+              for name in sorted(set(first["params"]) | set(second["params"]))
+              if first["params"].get(name) != second["params"].get(name)}
+    metrics = {}
+    for name in METRICS:
+        a, b = first["metrics"].get(name), second["metrics"].get(name)
+        if a != b:
+            metrics[name] = [a, b, None if a is None or b is None else round(b - a, 6)]
+    for name in sorted(set(first["per_class_accuracy"]) | set(second["per_class_accuracy"])):
+        a, b = first["per_class_accuracy"].get(name), second["per_class_accuracy"].get(name)
+        if a != b:
+            metrics[f"accuracy[{name}]"] = [a, b, None if a is None or b is None else round(b - a, 6)]
+    return {"params": params, "metrics": metrics}
+
+
+def format_diff(first: dict, second: dict, difference: dict) -> str:
+    """Return the difference between two runs as text."""
+    lines = [f"{'':24s} {first['run']:>14s} {second['run']:>14s} {'change':>10s}"]
+    for name, (a, b) in difference["params"].items():
+        lines.append(f"{name:24s} {json.dumps(a):>14s} {json.dumps(b):>14s}")
+    for name, (a, b, change) in difference["metrics"].items():
+        lines.append(f"{name:24s} {a!s:>14s} {b!s:>14s} {'' if change is None else f'{change:+.4g}':>10s}")
+    if len(lines) == 1:
+        lines.append("no differences")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``python -m pipeline.runs {list,diff}``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--outputs", type=Path, default=None, help="artifact root (default: luigi.cfg's)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", help="one row per evaluated run")
+    listing.add_argument("--sort", default="test_error", help="a metric, a parameter, 'ended' or 'run'")
+    listing.add_argument("--filter", action="append", default=[], help="parameter=value (repeatable)")
+    listing.add_argument("--all-params", action="store_true", help="show every parameter, not only varying ones")
+    listing.add_argument("--json", action="store_true")
+    difference = commands.add_parser("diff", help="parameter and metric differences of two runs")
+    difference.add_argument("first")
+    difference.add_argument("second")
+    difference.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    runs = load_runs(args.outputs or default_outputs())
+    if args.command == "list":
+        chosen = select_runs(runs, parse_filters(args.filter), args.sort)
+        print(json.dumps(chosen, indent=2) if args.json else format_table(chosen, args.all_params))
+    else:
+        first, second = find_run(runs, args.first), find_run(runs, args.second)
+        result = diff_runs(first, second)
+        print(json.dumps(result, indent=2) if args.json else format_diff(first, second, result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

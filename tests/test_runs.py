@@ -1,0 +1,69 @@
+"""The runs table and the diff of two runs."""
+
+import json
+
+import pytest
+
+from pipeline import runs
+from test_cli import output_of
+
+
+def fake_run(outputs, run_id, epochs, test_error, ended):
+    directory = outputs / "evaluate" / run_id
+    directory.mkdir(parents=True)
+    (directory / "metrics.json").write_text(json.dumps({
+        "dataset": "custom", "params": {"epochs": epochs, "seed": 1}, "test_error": test_error,
+        "test_accuracy": 1 - test_error / 100, "num_examples": 100,
+        "per_class_accuracy": {"0": 1 - test_error / 100}}))
+    (directory / "meta.json").write_text(json.dumps({"ended": ended}))
+
+
+@pytest.fixture
+def outputs(tmp_path):
+    fake_run(tmp_path, "aaaaaaaaaaaa", 1, 5.0, "2026-01-01T00:00:00+00:00")
+    fake_run(tmp_path, "bbbbbbbbbbbb", 2, 3.0, "2026-01-02T00:00:00+00:00")
+    fake_run(tmp_path, "cccccccccccc", 3, 4.0, "2026-01-03T00:00:00+00:00")
+    return tmp_path
+
+
+def test_list_sorts_by_test_error_and_shows_varying_params(outputs, capsys):
+    runs.main(["--outputs", str(outputs), "list"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["run", "epochs", "test_error", "%", "ended"]
+    assert [line.split()[0] for line in lines[2:]] == ["bbbbbbbbbbbb", "cccccccccccc", "aaaaaaaaaaaa"]
+
+
+def test_list_filters_and_sorts_by_parameter(outputs, capsys):
+    runs.main(["--outputs", str(outputs), "list", "--sort", "epochs", "--filter", "seed=1", "--json"])
+    listed = json.loads(capsys.readouterr().out)
+    assert [run["params"]["epochs"] for run in listed] == [1, 2, 3]
+    runs.main(["--outputs", str(outputs), "list", "--filter", "epochs=2", "--json"])
+    assert [run["run"] for run in json.loads(capsys.readouterr().out)] == ["bbbbbbbbbbbb"]
+
+
+def test_diff_shows_parameter_and_metric_changes(outputs, capsys):
+    runs.main(["--outputs", str(outputs), "diff", "aaaaaaaaaaaa", "bbbbbbbbbbbb", "--json"])
+    difference = json.loads(capsys.readouterr().out)
+    assert difference["params"] == {"epochs": [1, 2]}
+    assert difference["metrics"]["test_error"] == [5.0, 3.0, -2.0]
+    assert "seed" not in difference["params"]
+
+
+def test_unknown_run_is_a_clear_error(outputs):
+    with pytest.raises(SystemExit, match="No evaluated run 'nope'"):
+        runs.main(["--outputs", str(outputs), "diff", "nope", "aaaaaaaaaaaa"])
+
+
+@pytest.mark.slow
+def test_two_real_runs_are_listed_and_diffed(pattern_dir, run_cli, tmp_path):
+    for epochs in ("1", "2"):
+        result = run_cli("Evaluate", "--local-scheduler", "--data-dataset", "custom", "--data-source",
+                         str(pattern_dir), "--paths-outputs", str(tmp_path), "--SplitValidation-validation-size",
+                         "200", "--Train-epochs", epochs)
+        assert result.returncode == 0, output_of(result)
+    listed = runs.select_runs(runs.load_runs(tmp_path), {}, "epochs")
+    assert [run["params"]["epochs"] for run in listed] == [1, 2]
+    table = runs.format_table(listed)
+    assert "epochs" in table.splitlines()[0] and len(table.splitlines()) == 4
+    difference = runs.diff_runs(*listed)
+    assert difference["params"] == {"epochs": [1, 2]}
