@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from pipeline.artifacts import atomic_directory, read_json, write_json
 from pipeline.config import TrainingConfig
+from pipeline.errors import ConfigError
 from pipeline.model import make_model, weight_decay_variables
 from pipeline.precision import resolve_precision
 from pipeline.schedule import keras_schedule, steps_per_epoch
@@ -97,18 +98,24 @@ class Checkpoints:
         return state["epoch"], state["history"]
 
 
-def _make_train_chunk(model, optimizer, config: TrainingConfig):
-    """Return a compiled function that runs several training steps in one call."""
+def _make_train_chunk(model, optimizer, config: TrainingConfig, strategy):
+    """Return a compiled function that runs several training steps in one call.
+
+    Each step gathers one global batch; under a MirroredStrategy every replica takes its slice
+    of it and Keras' optimizer sums the replicas' gradients, so the update equals the
+    single-device one.
+    """
     decayed = weight_decay_variables(model)
     trainable = model.trainable_variables
     batch_size = config.batch_size
     loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-
+    replicas = strategy.num_replicas_in_sync
+    fused = not loss_scaled and replicas == 1
     # SGD builds one momentum slot per variable, in the order it was built with.
-    momentums = [] if loss_scaled else list(optimizer.momentums)
+    momentums = list(optimizer.momentums) if fused else []
 
     def apply_gradients(gradients):
-        if loss_scaled:
+        if not fused:
             optimizer.apply(gradients, trainable)
             return
         # One fused kernel per variable instead of Keras' several ops: the same update and slots
@@ -120,6 +127,24 @@ def _make_train_chunk(model, optimizer, config: TrainingConfig):
                 grad=gradient, momentum=tf.constant(config.momentum, tf.float32), use_nesterov=False)
         optimizer.iterations.assign_add(1)
 
+    def replica_step(x, y):
+        share = batch_size // replicas
+        first = tf.distribute.get_replica_context().replica_id_in_sync_group * share
+        x, y = x[first:first + share], y[first:first + share]
+        with tf.GradientTape() as tape:
+            logits = tf.cast(model(x, training=True), tf.float32)
+            # Summed over this replica's share, divided by the global batch: the replicas' losses
+            # (and gradients) add up to the mean over the whole batch.
+            cross_entropy = tf.reduce_sum(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)) / batch_size
+            penalty = tf.add_n([tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in decayed])
+            loss = cross_entropy + config.weight_decay * penalty / replicas
+            objective = optimizer.scale_loss(loss) if loss_scaled else loss
+        apply_gradients(tape.gradient(objective, trainable))
+        wrong = tf.reduce_sum(tf.cast(tf.not_equal(tf.argmax(logits, axis=1, output_type=tf.int32), y),
+                                      tf.float32))
+        return loss, wrong
+
     @tf.function
     def train_chunk(images, labels, order, first_step, num_steps):
         loss_sum = tf.constant(0.0)
@@ -129,20 +154,22 @@ def _make_train_chunk(model, optimizer, config: TrainingConfig):
             batch = order[step * batch_size:(step + 1) * batch_size]
             x = tf.cast(tf.gather(images, batch), tf.float32)[..., None]
             y = tf.cast(tf.gather(labels, batch), tf.int32)
-            with tf.GradientTape() as tape:
-                logits = tf.cast(model(x, training=True), tf.float32)
-                cross_entropy = tf.reduce_mean(
-                    tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-                penalty = tf.add_n([tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in decayed])
-                loss = cross_entropy + config.weight_decay * penalty
-                objective = optimizer.scale_loss(loss) if loss_scaled else loss
-            apply_gradients(tape.gradient(objective, trainable))
-            wrong = tf.not_equal(tf.argmax(logits, axis=1, output_type=tf.int32), y)
-            error = 100.0 * tf.reduce_mean(tf.cast(wrong, tf.float32))
+            losses, wrong = strategy.run(replica_step, args=(x, y))
+            loss = strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+            error = 100.0 * strategy.reduce(tf.distribute.ReduceOp.SUM, wrong, axis=None) / batch_size
             loss_sum += loss
         return loss, error, loss_sum
 
     return train_chunk
+
+
+def distribution_strategy():
+    """Return a MirroredStrategy over all local GPUs when there are several, else the default."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) > 1:
+        log.info("Training on %d GPUs with MirroredStrategy", len(gpus))
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
 
 
 def _epoch_order(seed: int, epoch: int, count: int, batch_size: int):
@@ -156,7 +183,7 @@ def _epoch_order(seed: int, epoch: int, count: int, batch_size: int):
 class Trainer:
     """The model, its optimizer and the training set on the device, stepped in compiled chunks."""
 
-    def __init__(self, train: tuple[np.ndarray, np.ndarray], config: TrainingConfig):
+    def __init__(self, train: tuple[np.ndarray, np.ndarray], config: TrainingConfig, strategy=None):
         precision = resolve_precision(config.precision)
         if precision != config.precision:
             log.info("precision auto -> %s on this hardware", precision)
@@ -169,14 +196,20 @@ class Trainer:
             log.warning("Only %d training images for batch size %d: batches repeat images",
                         self.train_size, config.batch_size)
         self.steps_per_epoch = steps_per_epoch(self.train_size, config.batch_size)
+        self.strategy = strategy or distribution_strategy()
+        replicas = self.strategy.num_replicas_in_sync
+        if config.batch_size % replicas:
+            raise ConfigError(f"Train batch_size = {config.batch_size} must be a multiple of the "
+                              f"{replicas} devices it is split over (--Train-batch-size).")
         keras.utils.set_random_seed(config.seed)
-        self.model = make_model(dropout=config.dropout, dtype_policy=precision)
-        self.optimizer = make_optimizer(config, self.train_size)
-        self.optimizer.build(self.model.trainable_variables)
+        with self.strategy.scope():
+            self.model = make_model(dropout=config.dropout, dtype_policy=precision)
+            self.optimizer = make_optimizer(config, self.train_size)
+            self.optimizer.build(self.model.trainable_variables)
         # The uint8 training set goes to the device once; each epoch only sends a permutation.
         self.images = tf.convert_to_tensor(train[0])
         self.labels = tf.convert_to_tensor(train[1])
-        self._train_chunk = _make_train_chunk(self.model, self.optimizer, config)
+        self._train_chunk = _make_train_chunk(self.model, self.optimizer, config, self.strategy)
 
     def epoch_order(self, epoch: int):
         """Return the shuffled example order of ``epoch`` as a device tensor."""
@@ -241,15 +274,16 @@ class Trainer:
 
 def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray],
                 config: TrainingConfig, work_dir: Path, on_epoch_end: EpochCallback | None = None,
-                on_step: StepCallback | None = None) -> tuple[keras.Model, list]:
+                on_step: StepCallback | None = None, strategy=None) -> tuple[keras.Model, list]:
     """Train on uint8 (images, labels); return the model and per-epoch history.
 
     Checkpoints go to ``work_dir`` after every epoch; when one exists, training resumes from it.
     TensorBoard event files go to ``work_dir/tensorboard``: minibatch scalars every
     ``log_every`` steps, validation error and mean loss every epoch. A ``precision`` of ``auto``
-    is resolved for this hardware; each history record names the precision used.
+    is resolved for this hardware; each history record names the precision used. Several local
+    GPUs are used together (MirroredStrategy) unless ``strategy`` says otherwise.
     """
-    trainer = Trainer(train, config)
+    trainer = Trainer(train, config, strategy)
     del train  # the trainer holds the training set as tensors now
     checkpoints = Checkpoints(work_dir)
     first_epoch, history = 0, []
