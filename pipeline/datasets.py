@@ -32,6 +32,8 @@ class DatasetInfo:
     mirrors: tuple[str, ...] = ()
     fingerprints: dict[str, FileFingerprint] = field(default_factory=dict)
     class_names: tuple[str, ...] = tuple(str(digit) for digit in range(10))
+    # Known before any download, so a bad validation_size fails at once; None when unknown.
+    train_count: int | None = None
 
     @property
     def is_pinned(self) -> bool:
@@ -41,6 +43,7 @@ class DatasetInfo:
 
 MNIST = DatasetInfo(
     name="mnist",
+    train_count=60_000,
     mirrors=(
         "https://storage.googleapis.com/cvdf-datasets/mnist/",
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -64,6 +67,7 @@ MNIST = DatasetInfo(
 # Content hashes were taken from Debian's copy, whose decompressed bytes equal upstream's.
 FASHION_MNIST = DatasetInfo(
     name="fashion_mnist",
+    train_count=60_000,
     mirrors=(
         "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
         "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
@@ -88,7 +92,9 @@ FASHION_MNIST = DatasetInfo(
     ),
 )
 
-SYNTHETIC = DatasetInfo(name="synthetic")
+# The original self-test trained on 256 images; the default 5,000-image validation split comes
+# off the front of the training file, so the generated file holds both.
+SYNTHETIC = DatasetInfo(name="synthetic", train_count=5_000 + 256)
 CUSTOM = DatasetInfo(name="custom")
 
 DATASETS = {info.name: info for info in (MNIST, FASHION_MNIST, SYNTHETIC, CUSTOM)}

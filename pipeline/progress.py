@@ -36,3 +36,24 @@ class ConsoleProgress:
             self.stream.write("\n")
             self.stream.flush()
             self._drawn = False
+
+
+class PerFileProgress:
+    """One bar per file for download callbacks ``(name, received, total)``."""
+
+    def __init__(self, prefix: str, stream=None):
+        self.prefix = prefix
+        self.stream = stream
+        self._name = None
+        self._bar = None
+
+    def __call__(self, name: str, received: int, total: int | None) -> None:
+        if name != self._name:
+            self.close()
+            self._name, self._bar = name, ConsoleProgress(f"{self.prefix} {name}", self.stream)
+        self._bar.update(received / total if total else 0.0, f"{received:,} bytes", force=received == total)
+
+    def close(self) -> None:
+        """End the current file's bar."""
+        if self._bar:
+            self._bar.close()

@@ -5,11 +5,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import idx
-from pipeline.datasets import FILE_NAMES
+from pipeline.datasets import FILE_NAMES, SYNTHETIC
 
-# The original self-test trained on 256 images; the default 5,000-image validation split comes
-# off the front of the training file, so it holds both.
-SELF_TEST_TRAIN = 5_000 + 256
+SELF_TEST_TRAIN = SYNTHETIC.train_count
 SELF_TEST_TEST = 64
 
 

@@ -21,10 +21,6 @@ from tasks.config import data, outputs_root
 
 log = logging.getLogger(__name__)
 
-# Training-set sizes known before any download, so a bad validation_size fails at once.
-KNOWN_TRAIN_COUNTS = {"mnist": 60_000, "fashion_mnist": 60_000, "synthetic": 5_256}
-
-
 def _load_arrays(directory: str, *names: str):
     """Return the named ``.npy`` arrays of an artifact directory, memory-mapped (read-only)."""
     import numpy as np
@@ -61,22 +57,19 @@ class Download(ArtifactTask):
             synthetic.write_self_test_files(staging)
             files = download.verify_files(dataset, staging)
         else:
-            files = download.fetch_dataset(dataset, data().source, staging, self._report_bytes)
-            if getattr(self, "_progress", None):
-                self._progress.close()
+            from pipeline.progress import PerFileProgress
+
+            bars = PerFileProgress("Download")
+
+            def report(name, received, total):
+                bars(name, received, total)
+                if total:
+                    self.set_progress_percentage(round(100 * received / total))
+                self.set_status_message(f"{name}: {received:,} of {total or '?'} bytes")
+
+            files = download.fetch_dataset(dataset, data().source, staging, report)
+            bars.close()
         return {"files": files}
-
-    def _report_bytes(self, name, received, total):
-        from pipeline.progress import ConsoleProgress
-
-        if getattr(self, "_progress_file", None) != name:
-            if getattr(self, "_progress", None):
-                self._progress.close()
-            self._progress, self._progress_file = ConsoleProgress(f"Download {name}"), name
-        self._progress.update(received / total if total else 0.0, f"{received:,} bytes", force=received == total)
-        if total:
-            self.set_progress_percentage(round(100 * received / total))
-        self.set_status_message(f"{name}: {received:,} of {total or '?'} bytes")
 
 
 class ExtractToNpy(ArtifactTask):
@@ -100,7 +93,7 @@ class SplitValidation(ArtifactTask):
     validation_size = luigi.IntParameter(default=5000, description="examples held out (first N)")
 
     def validate(self):
-        check_validation_size(self.validation_size, KNOWN_TRAIN_COUNTS.get(data().dataset))
+        check_validation_size(self.validation_size, get_dataset(data().dataset).train_count)
 
     def identity_params(self):
         return {"validation_size": self.validation_size}

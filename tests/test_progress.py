@@ -25,3 +25,16 @@ def test_nothing_is_written_to_a_log_or_pipe():
     progress.update(0.5, "x", force=True)
     progress.close()
     assert log.getvalue() == ""
+
+
+def test_download_bars_start_a_line_per_file():
+    from pipeline.progress import PerFileProgress
+
+    terminal = FakeTerminal()
+    bars = PerFileProgress("Download", stream=terminal)
+    bars("a.gz", 50, 100)
+    bars("a.gz", 100, 100)
+    bars("b.gz", 10, 10)
+    bars.close()
+    text = terminal.getvalue()
+    assert "Download a.gz [" in text and "Download b.gz [" in text and text.count("\n") == 2
