@@ -213,6 +213,7 @@ class Evaluate(ArtifactTask):
     """
 
     step = "evaluate"
+    code_version = 2  # 2: metrics.json params include validation_size
     train_overrides = luigi.DictParameter(default={}, description="Train parameters to override")
 
     def validate(self):
@@ -237,8 +238,10 @@ class Evaluate(ArtifactTask):
         model = keras.models.load_model(Path(self.input()["model"].path) / "model.keras")
         predictions = predict_labels(model, images)
         metrics = classification_metrics(labels, predictions, get_dataset(data().dataset).class_names)
-        metrics.update(dataset=data().dataset, params=self.upstream()["model"].identity_params(),
-                       upstream=self.upstream_ids())
+        train = self.upstream()["model"]
+        split = train.upstream()["input"]
+        metrics.update(dataset=data().dataset, upstream=self.upstream_ids(),
+                       params={**split.identity_params(), **train.identity_params()})
         write_json(Path(staging) / "metrics.json", metrics)
         np.save(Path(staging) / "predictions.npy", predictions.astype(np.uint8))
         self.set_status_message(f"test error {metrics['test_error']:.2f}%")

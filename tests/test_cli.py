@@ -46,7 +46,7 @@ def test_chain_over_http_then_noop_then_only_dependents_rerun(pattern_dir, serve
     assert metrics["test_error"] < 20.0
     assert str(evaluation / "metrics.json") in first.stdout
     assert len(metrics["confusion_matrix"]) == 10 and len(metrics["per_class_accuracy"]) == 10
-    assert metrics["params"]["epochs"] == 2
+    assert metrics["params"]["epochs"] == 2 and metrics["params"]["validation_size"] == 200
     for step in ("download", "extract", "split", "train", "evaluate"):
         (directory,) = artifacts(outputs, step)
         meta = json.loads((directory / "meta.json").read_text())
