@@ -1,5 +1,6 @@
 """Artifact directories: ids that hash their inputs, atomic creation, and ``meta.json``."""
 
+import configparser
 import contextlib
 import errno
 import hashlib
@@ -19,6 +20,13 @@ from pipeline.errors import PipelineError
 
 ID_LENGTH = 12
 PACKAGES = ("numpy", "luigi", "tensorflow", "keras")
+
+
+def configured_outputs(config_file: Path = Path("luigi.cfg")) -> Path:
+    """Return ``[paths] outputs`` of ./luigi.cfg (or ``outputs``), for tools that run without Luigi."""
+    config = configparser.ConfigParser()
+    config.read(config_file)
+    return Path(config.get("paths", "outputs", fallback="outputs") or "outputs")
 
 
 def artifact_id(step: str, params: dict, upstream: dict[str, str]) -> str:

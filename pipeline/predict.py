@@ -9,23 +9,15 @@ Images get the training preprocessing (grayscale, 28x28, inverted when the backg
 """
 
 import argparse
-import configparser
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.datasets import DATASETS
+from pipeline.artifacts import configured_outputs
 from pipeline.errors import PipelineError
 from pipeline.preprocess import load_inputs
-
-
-def default_outputs() -> Path:
-    """Return ``[paths] outputs`` from ./luigi.cfg, or ``outputs``."""
-    config = configparser.ConfigParser()
-    config.read("luigi.cfg")
-    return Path(config.get("paths", "outputs", fallback="outputs") or "outputs")
 
 
 def find_model(spec: str, outputs: Path) -> Path:
@@ -45,25 +37,10 @@ def find_model(spec: str, outputs: Path) -> Path:
 
 
 def class_names_for(model_path: Path) -> list[str]:
-    """Return the class names of the data set the model was trained on (digits if unknown)."""
-    train_meta = model_path.parent / "meta.json"
-    split_id = json.loads(train_meta.read_text())["upstream"].get("input") if train_meta.is_file() else None
-    outputs = model_path.parent.parent.parent
-    for download_meta in outputs.glob("download/*/meta.json"):
-        dataset = json.loads(download_meta.read_text())["params"].get("dataset")
-        if split_id and _descends(outputs, split_id, download_meta.parent.name) and dataset in DATASETS:
-            return list(DATASETS[dataset].class_names)
-    return [str(digit) for digit in range(10)]
-
-
-def _descends(outputs: Path, split_id: str, download_id: str) -> bool:
-    """Return True when split ``split_id`` was made from download ``download_id``."""
-    split_meta = outputs / "split" / split_id / "meta.json"
-    if not split_meta.is_file():
-        return False
-    extract_id = json.loads(split_meta.read_text())["upstream"].get("input")
-    extract_meta = outputs / "extract" / str(extract_id) / "meta.json"
-    return extract_meta.is_file() and json.loads(extract_meta.read_text())["upstream"].get("input") == download_id
+    """Return the class names Train recorded in its meta.json (digits if it recorded none)."""
+    meta = model_path.parent / "meta.json"
+    names = json.loads(meta.read_text()).get("class_names") if meta.is_file() else None
+    return names or [str(digit) for digit in range(10)]
 
 
 def predict(model_path: Path, images: np.ndarray) -> np.ndarray:
@@ -85,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         images, names = load_inputs(args.images)
-        model_path = find_model(args.model, args.outputs or default_outputs())
+        model_path = find_model(args.model, args.outputs or configured_outputs())
         probabilities = predict(model_path, images)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -8,23 +8,34 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOGGERS = ("pipeline", "tasks", "luigi-interface")
 
 
-def attach_run_log(outputs: Path) -> Path:
-    """Send the pipeline's, tasks' and Luigi's log records to ``outputs/pipeline.log`` (appended).
+def append_log_file(path: Path, loggers=LOGGERS) -> logging.FileHandler:
+    """Append the INFO records of ``loggers`` to ``path``; return the (one, shared) handler.
 
-    Safe to call repeatedly: a logger gets at most one handler per file. Also makes sure the
-    pipeline's own INFO records reach the console when Luigi has not configured one.
+    Safe to call repeatedly: a logger gets at most one handler per file.
     """
-    path = (Path(outputs) / LOG_FILE_NAME).resolve()
+    path = Path(path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    for name in LOGGERS:
+    existing = [h for name in loggers for h in logging.getLogger(name).handlers
+                if getattr(h, "baseFilename", None) == str(path)]
+    handler = existing[0] if existing else logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setLevel(logging.INFO)
+    for name in loggers:
         logger = logging.getLogger(name)
-        if not any(getattr(h, "baseFilename", None) == str(path) for h in logger.handlers):
-            handler = logging.FileHandler(path)
-            handler.setFormatter(logging.Formatter(FORMAT))
-            handler.setLevel(logging.INFO)
+        if handler not in logger.handlers:
             logger.addHandler(handler)
         if logger.level == logging.NOTSET or logger.level > logging.INFO:
             logger.setLevel(logging.INFO)
+    return handler
+
+
+def attach_run_log(outputs: Path) -> Path:
+    """Send the pipeline's, tasks' and Luigi's log records to ``outputs/pipeline.log`` (appended).
+
+    Also makes sure the pipeline's own INFO records reach the console when Luigi has not
+    configured one.
+    """
+    path = Path(append_log_file(Path(outputs) / LOG_FILE_NAME).baseFilename)
     # Task-level messages are printed by the tasks themselves, so they stay out of the root
     # logger's console handler (which TensorFlow's absl may install); only the library's progress
     # (training lines) needs a console handler of its own.

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.predict import default_outputs
+from pipeline.artifacts import configured_outputs
 
 METRICS = ("test_error", "test_accuracy", "num_examples")
 
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     difference.add_argument("second")
     difference.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    runs = load_runs(args.outputs or default_outputs())
+    runs = load_runs(args.outputs or configured_outputs())
     if args.command == "list":
         chosen = select_runs(runs, parse_filters(args.filter), args.sort)
         print(json.dumps(chosen, indent=2) if args.json else format_table(chosen, args.all_params))

@@ -2,40 +2,26 @@
 
     python scripts/screenshot_scheduler.py [--out docs/scheduler-ui.png]
 
-Starts a luigid on a free loopback port (state and history in a temporary directory), runs the
+Starts a throw-away luigid (``tasks.luigid``), runs the
 pipeline against it on the synthetic data set with enough epochs to be caught training, waits
 until Train reports progress, then has Chromium (Debian's ``chromium`` package) render the task
 list. Everything it started is stopped at the end.
 """
 
 import argparse
-import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
+
+from tasks.luigid import TemporaryLuigid
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars", "--virtual-time-budget=8000"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def api(port: int, method: str, **data) -> dict:
-    query = urllib.parse.urlencode({"data": json.dumps(data)})
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/{method}?{query}", timeout=5) as reply:
-        return json.loads(reply.read())["response"]
 
 
 def wait_for(condition, what: str, timeout: float) -> None:
@@ -59,29 +45,17 @@ def main() -> None:
     if not chromium:
         raise SystemExit("Chromium not found: sudo apt-get install chromium")
     bin_dir = Path(sys.executable).parent
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory() as work, TemporaryLuigid(Path(work) / "luigid") as scheduler:
         work = Path(work)
-        (work / "log").mkdir()
-        config = work / "luigid.cfg"
-        config.write_text(f"[scheduler]\nrecord_task_history = true\nstate_path = {work}/state.pickle\n"
-                          f"[task_history]\ndb_connection = sqlite:///{work}/history.db\n")
-        port = free_port()
-        env = {"LUIGI_CONFIG_PATH": str(config), "TF_CPP_MIN_LOG_LEVEL": "2", "PATH": str(bin_dir)}
-        scheduler = subprocess.Popen([str(bin_dir / "luigid"), "--address", "127.0.0.1", "--port", str(port),
-                                      "--logdir", str(work / "log")], cwd=work, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        run = None
+        run = subprocess.Popen(
+            [sys.executable, "-m", "luigi", "--module", "tasks", "Evaluate", *scheduler.flags(),
+             "--data-dataset", "synthetic", "--Train-epochs", "400", "--Train-log-every", "20",
+             "--paths-outputs", str(work / "outputs")],
+            cwd=REPO_ROOT, env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": str(bin_dir)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_for(lambda: api(port, "task_list", status="DONE") is not None, "luigid", 30)
-            run = subprocess.Popen(
-                [sys.executable, "-m", "luigi", "--module", "tasks", "Evaluate", "--scheduler-host", "127.0.0.1",
-                 "--scheduler-port", str(port), "--data-dataset", "synthetic", "--Train-epochs", "400",
-                 "--Train-log-every", "20", "--paths-outputs", str(work / "outputs")],
-                cwd=REPO_ROOT, env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": str(bin_dir)},
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
             def training_reported() -> bool:
-                running = api(port, "task_list", status="RUNNING").values()
+                running = scheduler.api("task_list", status="RUNNING").values()
                 return any(task["name"] == "Train" and "validation error" in (task.get("status_message") or "")
                            and (task.get("progress_percentage") or 0) >= 1 for task in running)
 
@@ -89,15 +63,12 @@ def main() -> None:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={work / 'chromium'}",
                             "--window-size=1400,900", f"--screenshot={args.out.resolve()}",
-                            f"http://127.0.0.1:{port}/static/visualiser/index.html#tab=tasks"],
+                            f"http://127.0.0.1:{scheduler.port}/static/visualiser/index.html#tab=tasks"],
                            check=True, capture_output=True, timeout=120)
             print(f"wrote {args.out}")
         finally:
-            for process in (run, scheduler):
-                if process is not None:
-                    process.kill()
-                    process.wait()
-
+            run.kill()
+            run.wait()
 
 if __name__ == "__main__":
     main()

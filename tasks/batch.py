@@ -25,6 +25,7 @@ import luigi
 import luigi.retcodes
 
 from pipeline.artifacts import write_json
+from pipeline.runlog import append_log_file
 from tasks.base import ArtifactTask
 
 DEFAULT_ARGS = ["Evaluate", "--local-scheduler"]
@@ -99,19 +100,6 @@ class RunRecorder:
         return found
 
 
-def attach_log(outputs: Path) -> logging.Handler:
-    """Append every log record of the run to ``<outputs>/scheduled-runs.log``."""
-    handler = logging.FileHandler(outputs / LOG_NAME)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO)
-    for name in LOGGERS:
-        logger = logging.getLogger(name)
-        logger.addHandler(handler)
-        if logger.level == logging.NOTSET or logger.level > logging.INFO:
-            logger.setLevel(logging.INFO)
-    return handler
-
-
 def run_batch(argv: list[str]) -> int:
     """Run one scheduled job with ``argv`` (Luigi arguments); return its exit code."""
     argv = list(argv) or list(DEFAULT_ARGS)
@@ -124,7 +112,7 @@ def run_batch(argv: list[str]) -> int:
             print(f"Refusing to start: this job is already running ({holder}); exit code "
                   f"{codes.already_running}.", file=sys.stderr)
             return codes.already_running
-        handler = attach_log(outputs)
+        handler = append_log_file(outputs / LOG_NAME, LOGGERS)
         recorder = RunRecorder()
         recorder.install()
         started, clock = datetime.now(timezone.utc), time.monotonic()

@@ -19,7 +19,6 @@ import luigi
 from luigi.cmdline_parser import CmdlineParser
 
 import tasks  # noqa: F401 - registers the task families
-from tasks.base import ArtifactTask
 from tasks.config import outputs_root
 
 

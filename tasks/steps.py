@@ -175,6 +175,7 @@ class Train(ArtifactTask):
         shutil.copytree(self.checkpoint_dir() / TENSORBOARD_DIR, Path(staging) / TENSORBOARD_DIR)
         write_json(Path(staging) / "history.json", history)
         return {"seed": config.seed, "precision_used": history[-1]["precision"],
+                "class_names": list(get_dataset(data().dataset).class_names),
                 "final_validation_error": history[-1]["validation_error"]}
 
     @property

@@ -95,15 +95,6 @@ def serve():
         server.__exit__()
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def luigi_command(*args: str) -> list[str]:
     """Return the command line a user types, run with this interpreter's environment."""
     return [sys.executable, "-m", "luigi", "--module", "tasks", *args]

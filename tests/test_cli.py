@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, cli_env, luigi_command, make_pattern_files
+from conftest import REPO_ROOT, cli_env, luigi_command
 
 SHORT_TRAINING = ["--Train-epochs", "2", "--Train-log-every", "5",
                   "--SplitValidation-validation-size", "200"]

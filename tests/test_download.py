@@ -2,7 +2,6 @@
 
 import hashlib
 import shutil
-import socket
 
 import numpy as np
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from pipeline import download
 from pipeline.datasets import CUSTOM, FILE_NAMES, DatasetInfo, FileFingerprint, get_dataset
 from pipeline.errors import ConfigError, DataError, SourceError
+from tasks.luigid import free_port
 
 
 @pytest.fixture(autouse=True)
@@ -29,12 +29,6 @@ def _pinned_to(directory, by="gz"):
             content = download.idx.read_gzip(path)
             fingerprints[key] = FileFingerprint(content_sha256=hashlib.sha256(content).hexdigest())
     return DatasetInfo(name="pinned", fingerprints=fingerprints)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_fetch_over_http_verifies_pinned_gz_checksums(pattern_dir, serve, tmp_path):
@@ -92,7 +86,7 @@ def test_next_mirror_is_tried_when_one_fails(pattern_dir, serve, tmp_path):
 
 
 def test_unreachable_sources_are_all_listed(tmp_path):
-    first, second = (f"http://127.0.0.1:{_free_port()}/" for _ in range(2))
+    first, second = (f"http://127.0.0.1:{free_port()}/" for _ in range(2))
     dataset = DatasetInfo(name="mirrored", mirrors=(first, second))
     (tmp_path / "out").mkdir()
     with pytest.raises(SourceError) as error:

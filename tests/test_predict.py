@@ -98,3 +98,14 @@ def test_savedmodel_is_exported_beside_the_keras_model(trained):
     served = tf.saved_model.load(str(train_dir / "saved_model"))
     logits = served.serve(tf.zeros((3, 28, 28, 1)))
     assert tuple(logits.shape) == (3, 10)
+
+
+def test_class_names_come_from_the_train_meta(tmp_path):
+    import json
+
+    from pipeline.predict import class_names_for
+
+    (tmp_path / "meta.json").write_text(json.dumps({"class_names": ["T-shirt/top"] + ["x"] * 9}))
+    assert class_names_for(tmp_path / "model.keras")[0] == "T-shirt/top"
+    (tmp_path / "meta.json").write_text("{}")
+    assert class_names_for(tmp_path / "model.keras") == [str(digit) for digit in range(10)]

@@ -11,57 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, cli_env, free_port, luigi_command
+from conftest import REPO_ROOT, cli_env, luigi_command
+from tasks.luigid import TemporaryLuigid, free_port
 from test_cli import output_of
 
 pytestmark = pytest.mark.slow
 
 
-class Luigid:
-    """A luigid process on a free loopback port, with its state and history in a temp dir."""
-
-    def __init__(self, directory: Path):
-        directory.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.history = directory / "history.db"
-        (directory / "log").mkdir(exist_ok=True)
-        config = directory / "luigid.cfg"
-        config.write_text(f"[scheduler]\nrecord_task_history = true\nstate_path = {directory}/state.pickle\n"
-                          f"[task_history]\ndb_connection = sqlite:///{self.history}\n")
-        self.process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("luigid")), "--address", "127.0.0.1",
-             "--port", str(self.port), "--logdir", str(directory / "log")],
-            cwd=directory, env={**cli_env(), "LUIGI_CONFIG_PATH": str(config)},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                self.api("task_list", status="DONE")
-                return
-            except OSError:
-                assert self.process.poll() is None, "luigid exited"
-                assert time.monotonic() < deadline, "luigid did not answer"
-                time.sleep(0.1)
-
-    def api(self, method: str, **data) -> dict:
-        """Call the scheduler's HTTP API and return its response."""
-        query = urllib.parse.urlencode({"data": json.dumps(data)})
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/{method}?{query}", timeout=5) as reply:
-            return json.loads(reply.read())["response"]
-
-    def flags(self) -> list[str]:
-        return ["--scheduler-host", "127.0.0.1", "--scheduler-port", str(self.port)]
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
 @pytest.fixture
 def luigid(tmp_path):
-    server = Luigid(tmp_path / "luigid")
-    yield server
-    server.stop()
+    with TemporaryLuigid(tmp_path / "luigid") as server:
+        yield server
 
 
 def data_flags(source: Path, outputs: Path, *extra: str) -> list[str]:
