@@ -97,11 +97,12 @@ def main() -> None:
           f"{args.warmup} warm-up steps, {args.repeats} interleaved rounds (values: images/s as run)")
     interleaved({name: measurement(name, mode) for name, mode in MODES.items()}, args.repeats)
     for figure in ("as_run", "steps_only"):
-        rates = medians({name: [run[figure] for run in values] for name, values in runs.items()})
+        values = {name: [run[figure] for run in measured] for name, measured in runs.items()}
+        rates = medians(values)
         baseline = rates["a_tf1_feed_dict"]
-        print(f"\n{figure.replace('_', ' ')}: median images/s")
+        print(f"\n{figure.replace('_', ' ')}: median images/s (lowest-highest round)")
         for name, rate in rates.items():
-            print(f"  {name:18s} {rate:8.0f}")
+            print(f"  {name:18s} {rate:8.0f}   ({min(values[name]):.0f}-{max(values[name]):.0f})")
         print(f"  ratio (b)/(a) float32: {rates['b_ours_float32'] / baseline:.2f}")
         print(f"  ratio (c)/(a) default: {rates['c_ours_default'] / baseline:.2f}")
 
