@@ -10,6 +10,23 @@ from typing import Callable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+VALIDATION_SIZE = 5000  # the original's held-out set, and SplitValidation's default
+
+
+def held_out_trainer(data: Path, precision: str):
+    """Return our Trainer on ``data``'s training images past the first VALIDATION_SIZE, and those.
+
+    The Trainer logs nothing on its own (benchmarks time it); the held-out (images, labels) come
+    second.
+    """
+    from pipeline.config import TrainingConfig
+    from pipeline.extract import load_split
+    from pipeline.training import Trainer
+
+    images, labels = load_split(data, "train")
+    trainer = Trainer((images[VALIDATION_SIZE:], labels[VALIDATION_SIZE:]),
+                      TrainingConfig(precision=precision, log_every=10**9))
+    return trainer, (images[:VALIDATION_SIZE], labels[:VALIDATION_SIZE])
 
 
 def interleaved(measurements: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:

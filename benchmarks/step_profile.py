@@ -16,9 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import FASHION_DIR, machine_summary
+from benchmarks.common import FASHION_DIR, held_out_trainer, machine_summary
 
-VALIDATION_SIZE = 5000
 TIMED_STEPS = 200
 
 
@@ -58,14 +57,7 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from pipeline import idx
-    from pipeline.config import TrainingConfig
-    from pipeline.datasets import FILE_NAMES
-    from pipeline.training import Trainer
-
-    images, labels = idx.load_pair(args.data / FILE_NAMES["train_images"], args.data / FILE_NAMES["train_labels"])
-    trainer = Trainer((images[VALIDATION_SIZE:], labels[VALIDATION_SIZE:]),
-                      TrainingConfig(precision=args.precision, log_every=10**9))
+    trainer, _ = held_out_trainer(args.data, args.precision)
     order = trainer.epoch_order(0)
     if args.warmup + TIMED_STEPS + args.steps > trainer.steps_per_epoch:
         raise SystemExit(f"--warmup + {TIMED_STEPS} + --steps must fit in one epoch "

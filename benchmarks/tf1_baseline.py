@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import idx
-from pipeline.datasets import FILE_NAMES
+from benchmarks.common import VALIDATION_SIZE
+from pipeline.extract import load_split
 
 IMAGE_SIZE = 28
 NUM_LABELS = 10
@@ -22,15 +22,13 @@ SEED = 66478
 BATCH_SIZE = 64
 EVAL_BATCH_SIZE = 64
 EVAL_FREQUENCY = 100
-VALIDATION_SIZE = 5000
 
 
 def load_original_arrays(directory: Path) -> dict:
     """Return float32 images scaled as the original did, and int64 labels, split as it did."""
     arrays = {}
     for split in ("train", "test"):
-        images, labels = idx.load_pair(Path(directory) / FILE_NAMES[f"{split}_images"],
-                                       Path(directory) / FILE_NAMES[f"{split}_labels"])
+        images, labels = load_split(directory, split)
         arrays[f"{split}_data"] = ((images.astype(np.float32) - 127.5) / 255.0)[..., None]
         arrays[f"{split}_labels"] = labels.astype(np.int64)
     arrays["validation_data"] = arrays["train_data"][:VALIDATION_SIZE]

@@ -19,10 +19,10 @@ import json
 import time
 from pathlib import Path
 
-from benchmarks.common import FASHION_DIR, interleaved, machine_summary, medians, python_command, run_measured
+from benchmarks.common import (FASHION_DIR, held_out_trainer, interleaved, machine_summary, medians,
+                               python_command, run_measured)
 
 MODES = {"a_tf1_feed_dict": "tf1", "b_ours_float32": "float32", "c_ours_default": "auto"}
-VALIDATION_SIZE = 5000
 
 
 def measure_tf1(data: Path, warmup: int) -> dict:
@@ -43,22 +43,17 @@ def measure_tf1(data: Path, warmup: int) -> dict:
 
 def measure_ours(data: Path, precision: str, warmup: int) -> dict:
     """Return images/s of the pipeline's Trainer over one epoch, as run and steps only."""
-    from pipeline import idx
-    from pipeline.config import TrainingConfig
-    from pipeline.datasets import FILE_NAMES
-    from pipeline.training import Trainer, error_rate
+    from pipeline.training import error_rate
 
-    images, labels = idx.load_pair(data / FILE_NAMES["train_images"], data / FILE_NAMES["train_labels"])
-    config = TrainingConfig(precision=precision, log_every=10**9)
-    trainer = Trainer((images[VALIDATION_SIZE:], labels[VALIDATION_SIZE:]), config)
+    trainer, (images, labels) = held_out_trainer(data, precision)
     trainer.run_steps(trainer.epoch_order(0), 0, warmup)
     error_rate(trainer.model, images[:1000], labels[:1000])
     started = time.perf_counter()
-    record = trainer.train_epoch(1)
+    trainer.train_epoch(1)
     train_s = time.perf_counter() - started
-    error_rate(trainer.model, images[:VALIDATION_SIZE], labels[:VALIDATION_SIZE])
+    error_rate(trainer.model, images, labels)
     total_s = time.perf_counter() - started
-    count = record["step"] // 2 * config.batch_size
+    count = trainer.steps_per_epoch * trainer.config.batch_size
     return {"as_run": count / total_s, "steps_only": count / train_s}
 
 

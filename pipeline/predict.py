@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import configured_outputs
+from pipeline.artifacts import configured_outputs, read_json
 from pipeline.errors import PipelineError
 from pipeline.preprocess import load_inputs
 
@@ -39,7 +39,7 @@ def find_model(spec: str, outputs: Path) -> Path:
 def class_names_for(model_path: Path) -> list[str]:
     """Return the class names Train recorded in its meta.json (digits if it recorded none)."""
     meta = model_path.parent / "meta.json"
-    names = json.loads(meta.read_text()).get("class_names") if meta.is_file() else None
+    names = read_json(meta).get("class_names") if meta.is_file() else None
     return names or [str(digit) for digit in range(10)]
 
 

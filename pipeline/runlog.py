@@ -40,12 +40,11 @@ def attach_run_log(outputs: Path) -> Path:
     # logger's console handler (which TensorFlow's absl may install); only the library's progress
     # (training lines) needs a console handler of its own.
     logging.getLogger("tasks").propagate = False
-    for name in ("pipeline",):
-        logger = logging.getLogger(name)
-        if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
-                   for h in logger.handlers):
-            console = logging.StreamHandler()
-            console.setFormatter(logging.Formatter(FORMAT))
-            logger.addHandler(console)
-            logger.propagate = False
+    library = logging.getLogger("pipeline")
+    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+               for h in library.handlers):
+        console = logging.StreamHandler()
+        console.setFormatter(logging.Formatter(FORMAT))
+        library.addHandler(console)
+        library.propagate = False
     return path

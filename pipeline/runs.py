@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.artifacts import configured_outputs
+from pipeline.artifacts import configured_outputs, read_json
 
 METRICS = ("test_error", "test_accuracy", "num_examples")
 
@@ -23,9 +23,9 @@ def load_runs(outputs: Path) -> list[dict]:
     runs = []
     for metrics_path in sorted(Path(outputs).glob("evaluate/*/metrics.json")):
         directory = metrics_path.parent
-        metrics = json.loads(metrics_path.read_text())
+        metrics = read_json(metrics_path)
         meta_path = directory / "meta.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        meta = read_json(meta_path) if meta_path.is_file() else {}
         runs.append({
             "run": directory.name,
             "path": str(directory),
@@ -92,15 +92,11 @@ def diff_runs(first: dict, second: dict) -> dict:
     params = {name: [first["params"].get(name), second["params"].get(name)]
               for name in sorted(set(first["params"]) | set(second["params"]))
               if first["params"].get(name) != second["params"].get(name)}
-    metrics = {}
-    for name in METRICS:
-        a, b = first["metrics"].get(name), second["metrics"].get(name)
-        if a != b:
-            metrics[name] = [a, b, None if a is None or b is None else round(b - a, 6)]
+    pairs = {name: (first["metrics"].get(name), second["metrics"].get(name)) for name in METRICS}
     for name in sorted(set(first["per_class_accuracy"]) | set(second["per_class_accuracy"])):
-        a, b = first["per_class_accuracy"].get(name), second["per_class_accuracy"].get(name)
-        if a != b:
-            metrics[f"accuracy[{name}]"] = [a, b, None if a is None or b is None else round(b - a, 6)]
+        pairs[f"accuracy[{name}]"] = (first["per_class_accuracy"].get(name), second["per_class_accuracy"].get(name))
+    metrics = {name: [a, b, None if a is None or b is None else round(b - a, 6)]
+               for name, (a, b) in pairs.items() if a != b}
     return {"params": params, "metrics": metrics}
 
 

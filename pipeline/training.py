@@ -292,22 +292,26 @@ def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarr
         log.info("Resuming training from %s (epoch %d of %d done)", checkpoint, first_epoch, config.epochs)
     writer = tf.summary.create_file_writer(str(Path(work_dir) / TENSORBOARD_DIR))
 
+    def write_scalars(step: int, scalars: dict) -> None:
+        with writer.as_default(step=step):
+            for name, value in scalars.items():
+                tf.summary.scalar(name, value)
+
     def log_step(progress: dict) -> None:
-        with writer.as_default(step=progress["step"]):
-            tf.summary.scalar("minibatch/loss", progress["loss"])
-            tf.summary.scalar("minibatch/error_percent", progress["error"])
-            tf.summary.scalar("minibatch/learning_rate", progress["learning_rate"])
-            tf.summary.scalar("minibatch/ms_per_step", progress["ms_per_step"])
+        write_scalars(progress["step"], {
+            "minibatch/loss": progress["loss"], "minibatch/error_percent": progress["error"],
+            "minibatch/learning_rate": progress["learning_rate"], "minibatch/ms_per_step": progress["ms_per_step"],
+        })
         if on_step:
             on_step(progress)
 
     for epoch in range(first_epoch, config.epochs):
         record = trainer.train_epoch(epoch, log_step)
         record["validation_error"] = error_rate(trainer.model, *validation)
-        with writer.as_default(step=record["step"]):
-            tf.summary.scalar("epoch/validation_error_percent", record["validation_error"])
-            tf.summary.scalar("epoch/train_loss", record["train_loss"])
-            tf.summary.scalar("epoch/images_per_s", record["images_per_s"])
+        write_scalars(record["step"], {
+            "epoch/validation_error_percent": record["validation_error"],
+            "epoch/train_loss": record["train_loss"], "epoch/images_per_s": record["images_per_s"],
+        })
         writer.flush()
         history.append(record)
         log.info("Epoch %d/%d: mean loss %.3f, validation error %.2f%%, %.0f images/s",

@@ -24,7 +24,7 @@ from pathlib import Path
 import luigi
 import luigi.retcodes
 
-from pipeline.artifacts import write_json
+from pipeline.artifacts import read_json, write_json
 from pipeline.runlog import append_log_file
 from tasks.base import ArtifactTask
 
@@ -95,7 +95,7 @@ class RunRecorder:
         found = {}
         for path in self.evaluations:
             if path.is_file():
-                metrics = json.loads(path.read_text())
+                metrics = read_json(path)
                 found[str(path)] = {key: metrics[key] for key in ("test_error", "test_accuracy", "num_examples")}
         return found
 

@@ -21,6 +21,7 @@ from tasks.config import data, outputs_root
 
 log = logging.getLogger(__name__)
 
+
 def _load_arrays(directory: str, *names: str):
     """Return the named ``.npy`` arrays of an artifact directory, memory-mapped (read-only)."""
     import numpy as np
