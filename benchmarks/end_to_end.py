@@ -29,6 +29,12 @@ def summarise(name: str, result: dict) -> dict:
             "test_error": float(match.group(1))}
 
 
+def describe(figures: dict) -> str:
+    """Return one run's figures as a line of text."""
+    return (f"wall {figures['wall_s']:7.1f} s   peak {figures['peak_rss_mb']:6.0f} MB   "
+            f"test error {figures['test_error']:.1f}%")
+
+
 def run_baseline(args) -> dict:
     """Run (a), the 2018 loop, for ``args.epochs`` epochs; return its figures."""
     return summarise("(a)", run_measured(python_command(
@@ -59,14 +65,11 @@ def main() -> None:
         for name in order:
             run, results = runs[name]
             results.append(run(args))
-            figures = results[-1]
-            print(f"  round {round_number + 1}: {name:16s} wall {figures['wall_s']:7.1f} s   "
-                  f"peak {figures['peak_rss_mb']:6.0f} MB   test error {figures['test_error']:.1f}%", flush=True)
+            print(f"  round {round_number + 1}: {name:16s} {describe(results[-1])}", flush=True)
     summary = {name: medians({key: [r[key] for r in results] for key in results[0]})
                for name, (_, results) in runs.items()}
     for name, figures in summary.items():
-        print(f"{name:16s} wall {figures['wall_s']:7.1f} s   peak {figures['peak_rss_mb']:6.0f} MB   "
-              f"test error {figures['test_error']:.1f}%")
+        print(f"{name:16s} {describe(figures)}")
     baseline, ours = summary["a_tf1_feed_dict"], summary["ours_default"]
     print(f"ratio wall ours/(a): {ours['wall_s'] / baseline['wall_s']:.2f}")
     print(f"ratio peak memory ours/(a): {ours['peak_rss_mb'] / baseline['peak_rss_mb']:.2f}")

@@ -72,8 +72,10 @@ def main() -> None:
         tf.profiler.experimental.stop()
         totals = op_totals(Path(logdir))
 
+    batch = trainer.config.batch_size
     print(f"step_profile on {machine_summary()}: precision {trainer.config.precision}, "
-          f"{ms_per_step:.2f} ms per 64-image step ({64000 / ms_per_step:.0f} images/s) over {TIMED_STEPS} steps")
+          f"{ms_per_step:.2f} ms per {batch}-image step ({1000 * batch / ms_per_step:.0f} images/s) "
+          f"over {TIMED_STEPS} steps")
     print(f"ops summed over {args.steps} profiled steps: {sum(totals.values()) / args.steps:.2f} ms per step "
           f"(more than the wall time: two ops run at once)\n")
     print(f"{'ms/step':>8}  op (name:type)")

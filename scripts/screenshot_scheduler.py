@@ -25,6 +25,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 
 def wait_for(condition, what: str, timeout: float) -> None:
+    """Poll ``condition`` until it is true (connection errors count as not yet); exit after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -38,6 +39,7 @@ def wait_for(condition, what: str, timeout: float) -> None:
 
 
 def main() -> None:
+    """Run the pipeline against a throw-away luigid and screenshot its task list while Train runs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "scheduler-ui.png")
     args = parser.parse_args()
@@ -69,6 +71,7 @@ def main() -> None:
         finally:
             run.kill()
             run.wait()
+
 
 if __name__ == "__main__":
     main()

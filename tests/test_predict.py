@@ -1,5 +1,6 @@
 """Prediction from image files with the training preprocessing, and its errors."""
 
+import json
 import subprocess
 import sys
 
@@ -74,8 +75,6 @@ def test_predicted_labels_of_test_images_written_as_pngs(trained, tmp_path):
         paths.append(str(path))
     result = predict_cli("--model", "latest", "--outputs", str(trained), "--json", *paths)
     assert result.returncode == 0, output_of(result)
-    import json
-
     predicted = [json.loads(line) for line in result.stdout.splitlines()]
     assert [row["class"] for row in predicted] == labels.tolist()
     assert all(0.0 < row["probability"] <= 1.0 for row in predicted)
@@ -101,8 +100,6 @@ def test_savedmodel_is_exported_beside_the_keras_model(trained):
 
 
 def test_class_names_come_from_the_train_meta(tmp_path):
-    import json
-
     from pipeline.predict import class_names_for
 
     (tmp_path / "meta.json").write_text(json.dumps({"class_names": ["T-shirt/top"] + ["x"] * 9}))
