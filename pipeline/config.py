@@ -6,6 +6,9 @@ from pipeline.errors import ConfigError
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 PRECISION_CHOICES = ("auto", *PRECISIONS)
+# How the weights are stepped; both give the same weights (pipeline.fused_update), so it is not
+# part of an artifact's identity.
+UPDATE_KERNELS = ("auto", "fused", "stock")
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class TrainingConfig:
     seed: int = 66478
     precision: str = "auto"
     log_every: int = 100
+    update_kernel: str = "auto"
 
     def __post_init__(self):
         checks = (
@@ -44,6 +48,11 @@ class TrainingConfig:
             raise ConfigError(
                 f"Train precision = {self.precision!r} is unknown: choose one of "
                 f"{', '.join(PRECISION_CHOICES)} (--Train-precision)."
+            )
+        if self.update_kernel not in UPDATE_KERNELS:
+            raise ConfigError(
+                f"Train update_kernel = {self.update_kernel!r} is unknown: choose one of "
+                f"{', '.join(UPDATE_KERNELS)} (--Train-update-kernel)."
             )
 
     def as_dict(self) -> dict:

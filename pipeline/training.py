@@ -15,6 +15,7 @@ import tensorflow as tf
 from pipeline.artifacts import atomic_directory, read_json, write_json
 from pipeline.config import TrainingConfig
 from pipeline.errors import ConfigError
+from pipeline.fused_update import choose_update_kernel
 from pipeline.model import make_model, weight_decay_variables
 from pipeline.precision import resolve_precision
 from pipeline.schedule import keras_schedule, steps_per_epoch
@@ -98,24 +99,35 @@ class Checkpoints:
         return state["epoch"], state["history"]
 
 
-def _make_train_chunk(model, optimizer, config: TrainingConfig, strategy):
+def _make_train_chunk(model, optimizer, config: TrainingConfig, strategy, update_kernel: str):
     """Return a compiled function that runs several training steps in one call.
 
     Each step gathers one global batch; under a MirroredStrategy every replica takes its slice
     of it and Keras' optimizer sums the replicas' gradients, so the update equals the
-    single-device one.
+    single-device one. With ``update_kernel`` 'fused', fc1's kernel is stepped by the fused op
+    (pipeline.fused_update) and every other variable as with 'stock'.
     """
-    decayed = weight_decay_variables(model)
     trainable = model.trainable_variables
     batch_size = config.batch_size
     loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     replicas = strategy.num_replicas_in_sync
-    fused = not loss_scaled and replicas == 1
+    single = not loss_scaled and replicas == 1
     # SGD builds one momentum slot per variable, in the order it was built with.
-    momentums = list(optimizer.momentums) if fused else []
+    momentums = list(optimizer.momentums) if single else []
+    fused = None
+    if update_kernel == "fused":
+        from pipeline.fused_update import FusedDense
+
+        kernel = model.get_layer("fc1").kernel
+        fused = FusedDense(model, momentums[[id(v) for v in trainable].index(id(kernel))])
+        keep = [id(v) != id(kernel) for v in trainable]
+        trainable = [v for v, kept in zip(trainable, keep) if kept]
+        momentums = [m for m, kept in zip(momentums, keep) if kept]
+    # The fused op computes and differentiates fc1 kernel's L2 term itself.
+    decayed = [v for v in weight_decay_variables(model) if fused is None or v is not fused.kernel]
 
     def apply_gradients(gradients):
-        if not fused:
+        if not single:
             optimizer.apply(gradients, trainable)
             return
         # One fused kernel per variable instead of Keras' several ops: the same update and slots
@@ -132,7 +144,11 @@ def _make_train_chunk(model, optimizer, config: TrainingConfig, strategy):
         first = tf.distribute.get_replica_context().replica_id_in_sync_group * share
         x, y = x[first:first + share], y[first:first + share]
         with tf.GradientTape() as tape:
-            logits = tf.cast(model(x, training=True), tf.float32)
+            if fused is None:
+                logits = tf.cast(model(x, training=True), tf.float32)
+            else:
+                tape.watch(fused.shadow)
+                logits = tf.cast(fused.logits(x), tf.float32)
             # Summed over this replica's share, divided by the global batch: the replicas' losses
             # (and gradients) add up to the mean over the whole batch.
             cross_entropy = tf.reduce_sum(
@@ -140,13 +156,22 @@ def _make_train_chunk(model, optimizer, config: TrainingConfig, strategy):
             penalty = tf.add_n([tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in decayed])
             loss = cross_entropy + config.weight_decay * penalty / replicas
             objective = optimizer.scale_loss(loss) if loss_scaled else loss
-        apply_gradients(tape.gradient(objective, trainable))
+        if fused is None:
+            apply_gradients(tape.gradient(objective, trainable))
+        else:
+            shadow_gradient, *gradients = tape.gradient(objective, [fused.shadow, *trainable])
+            kernel_penalty = fused.apply(shadow_gradient, tf.cast(optimizer.learning_rate, tf.float32),
+                                         config.momentum, config.weight_decay)
+            apply_gradients(gradients)
+            loss += config.weight_decay * kernel_penalty
         wrong = tf.reduce_sum(tf.cast(tf.not_equal(tf.argmax(logits, axis=1, output_type=tf.int32), y),
                                       tf.float32))
         return loss, wrong
 
     @tf.function
     def train_chunk(images, labels, order, first_step, num_steps):
+        if fused is not None:
+            fused.refresh()
         loss_sum = tf.constant(0.0)
         loss = tf.constant(0.0)
         error = tf.constant(0.0)
@@ -209,7 +234,13 @@ class Trainer:
         # The uint8 training set goes to the device once; each epoch only sends a permutation.
         self.images = tf.convert_to_tensor(train[0])
         self.labels = tf.convert_to_tensor(train[1])
-        self._train_chunk = _make_train_chunk(self.model, self.optimizer, config, self.strategy)
+        self.update_kernel = choose_update_kernel(
+            config.update_kernel, precision, replicas,
+            isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer))
+        if self.update_kernel != config.update_kernel:
+            log.info("update_kernel %s -> %s", config.update_kernel, self.update_kernel)
+        self._train_chunk = _make_train_chunk(self.model, self.optimizer, config, self.strategy,
+                                              self.update_kernel)
 
     def epoch_order(self, epoch: int):
         """Return the shuffled example order of ``epoch`` as a device tensor."""
@@ -269,6 +300,7 @@ class Trainer:
             "duration_s": round(duration, 3),
             "images_per_s": round(steps * config.batch_size / duration, 1),
             "precision": config.precision,
+            "update_kernel": self.update_kernel,
         }
 
 

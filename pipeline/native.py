@@ -1,0 +1,141 @@
+"""Building and loading the project's one compiled TensorFlow op, cached per machine.
+
+The op (``pipeline/kernels``) is compiled with the host's C++ compiler against the installed
+TensorFlow the first time it is needed, and kept under a cache directory keyed by everything the
+binary depends on (sources, TensorFlow version and flags, compiler, CPU features), so that a
+changed TensorFlow, compiler or machine rebuilds it instead of loading a stale binary.
+"""
+
+import functools
+import hashlib
+import os
+import platform
+import subprocess
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from pipeline.errors import PipelineError
+
+KERNEL_SOURCES = ("fused_momentum_op.cc", "fused_momentum_loop.cc", "fused_momentum_loop.h")
+LIBRARY_NAME = "fused_momentum.so"
+CACHE_ENV = "LENET_KERNEL_CACHE"
+# The arithmetic loop gets the host's full vector width; the TensorFlow glue keeps the default
+# target, because TensorFlow's Eigen headers do not compile with every -march=native (AVX512-FP16).
+# No FMA contraction: the loop then rounds exactly like TensorFlow's separate ops.
+LOOP_FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fPIC")
+GLUE_FLAGS = ("-O2", "-fPIC", "-w")
+
+
+class NativeBuildError(PipelineError):
+    """The compiled op could not be built or loaded; the message says why and what to do."""
+
+
+def cache_root() -> Path:
+    """Return where built ops are kept: $LENET_KERNEL_CACHE, else the user's cache directory."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "lenet-luigi-pipeline" / "kernels"
+
+
+def compiler() -> str:
+    """Return the C++ compiler to use: $CXX, else g++."""
+    return os.environ.get("CXX") or "g++"
+
+
+def _source_dir() -> Path:
+    return Path(str(resources.files("pipeline") / "kernels"))
+
+
+def _cpu_flags() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    return next((line for line in text.splitlines() if line.startswith(("flags", "Features"))), "")
+
+
+def _compiler_version(cxx: str) -> str:
+    try:
+        return subprocess.run([cxx, "--version"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise NativeBuildError(
+            f"no working C++ compiler {cxx!r} ({error}): install g++ (Debian: apt-get install g++), "
+            f"set CXX to one, or train with --Train-update-kernel stock") from error
+
+
+def library_path() -> Path:
+    """Return the path of the built op for this machine, TensorFlow and compiler (built or not)."""
+    import tensorflow as tf
+
+    cxx = compiler()
+    key = hashlib.sha256()
+    for name in KERNEL_SOURCES:
+        key.update((_source_dir() / name).read_bytes())
+    for part in (tf.__version__, *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags(),
+                 *LOOP_FLAGS, *GLUE_FLAGS, _compiler_version(cxx), platform.machine(), _cpu_flags()):
+        key.update(part.encode())
+    return cache_root() / key.hexdigest()[:20] / LIBRARY_NAME
+
+
+def _run(command: list[str]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
+        raise NativeBuildError(
+            f"building the fused update op failed ({command[0]} exit {result.returncode}):\n{tail}\n"
+            f"Train with --Train-update-kernel stock to use TensorFlow's own ops instead.")
+
+
+def build(target: Path) -> Path:
+    """Compile the op into ``target`` (atomically: a rename puts the finished file there)."""
+    import tensorflow as tf
+
+    cxx = compiler()
+    _compiler_version(cxx)
+    sources = _source_dir()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as work:
+            loop_object, glue_object = Path(work) / "loop.o", Path(work) / "glue.o"
+            staged = Path(work) / LIBRARY_NAME
+            _run([cxx, *LOOP_FLAGS, "-c", str(sources / "fused_momentum_loop.cc"), "-o", str(loop_object)])
+            _run([cxx, *GLUE_FLAGS, *tf.sysconfig.get_compile_flags(), f"-I{sources}",
+                  "-c", str(sources / "fused_momentum_op.cc"), "-o", str(glue_object)])
+            _run([cxx, "-shared", str(glue_object), str(loop_object), "-o", str(staged),
+                  *tf.sysconfig.get_link_flags()])
+            os.replace(staged, target)
+    except OSError as error:
+        raise NativeBuildError(
+            f"cannot build the fused update op in {target.parent}: {error}. Set {CACHE_ENV} to a "
+            f"writable directory with free space, or train with --Train-update-kernel stock") from error
+    return target
+
+
+@functools.cache
+def fused_momentum_op():
+    """Return the loaded op module (``.fused_momentum_l2_bf16``), building it on first use.
+
+    Raises NativeBuildError when there is no compiler or the build or load fails.
+    """
+    import tensorflow as tf
+
+    path = library_path()
+    if not path.exists():
+        build(path)
+    try:
+        return tf.load_op_library(str(path))
+    except Exception as error:  # TensorFlow raises NotFoundError or others for a bad binary
+        raise NativeBuildError(f"loading the fused update op {path} failed: {error}. Delete that "
+                               f"file to rebuild it, or train with --Train-update-kernel stock") from error
+
+
+def main() -> None:
+    """Build the op for this machine now if it is not built yet, and print where it is."""
+    fused_momentum_op()
+    print(library_path())
+
+
+if __name__ == "__main__":
+    main()
