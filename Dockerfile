@@ -5,7 +5,13 @@ FROM python:3.11.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
-    PIP_NO_CACHE_DIR=1
+    PIP_NO_CACHE_DIR=1 \
+    LENET_KERNEL_CACHE=/app/kernels
+
+# g++ builds the fused weight-update op (pipeline/native.py); without it training uses stock ops.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends g++=4:12.2.0-3 \
+    && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --uid 1000 pipeline
 WORKDIR /app
@@ -15,10 +21,12 @@ COPY pipeline/ pipeline/
 COPY tasks/ tasks/
 COPY scripts/ scripts/
 RUN pip install --no-cache-dir . \
-    && mkdir -p outputs \
-    && chown pipeline:pipeline outputs
+    && mkdir -p outputs kernels \
+    && chown pipeline:pipeline outputs kernels
 
 USER 1000:1000
+# Built here for the building host's CPU; a host with other CPU features rebuilds it on first use.
+RUN python -m pipeline.native
 VOLUME ["/app/outputs"]
 EXPOSE 8082
 CMD ["luigi", "--module", "tasks", "Evaluate", "--local-scheduler"]
