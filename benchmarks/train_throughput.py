@@ -54,7 +54,8 @@ def measure_ours(data: Path, precision: str, warmup: int) -> dict:
     error_rate(trainer.model, images, labels)
     total_s = time.perf_counter() - started
     count = trainer.steps_per_epoch * trainer.config.batch_size
-    return {"as_run": count / total_s, "steps_only": count / train_s}
+    return {"as_run": count / total_s, "steps_only": count / train_s,
+            "setup": f"{trainer.config.precision}, {trainer.update_kernel} update"}
 
 
 def worker(mode: str, data: Path, warmup: int) -> None:
@@ -91,6 +92,9 @@ def main() -> None:
     print(f"train_throughput on {machine_summary()}: one epoch of 64-image steps after "
           f"{args.warmup} warm-up steps, {args.repeats} interleaved rounds (values: images/s as run)")
     interleaved({name: measurement(name, mode) for name, mode in MODES.items()}, args.repeats)
+    for name, measured in runs.items():
+        if "setup" in measured[0]:
+            print(f"  {name} ran {measured[0]['setup']}")
     for figure in ("as_run", "steps_only"):
         values = {name: [run[figure] for run in measured] for name, measured in runs.items()}
         rates = medians(values)
