@@ -8,7 +8,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     LENET_KERNEL_CACHE=/app/kernels
 
-# g++ builds the fused weight-update op (pipeline/native.py); without it training uses stock ops.
+# g++ builds the fused training ops (pipeline/native.py); without it training uses stock ops.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends g++=4:12.2.0-3 \
     && rm -rf /var/lib/apt/lists/*

@@ -55,7 +55,7 @@ def measure_ours(data: Path, precision: str, warmup: int) -> dict:
     total_s = time.perf_counter() - started
     count = trainer.steps_per_epoch * trainer.config.batch_size
     return {"as_run": count / total_s, "steps_only": count / train_s,
-            "setup": f"{trainer.config.precision}, {trainer.update_kernel} update"}
+            "setup": f"{trainer.config.precision}, {trainer.kernels} kernels"}
 
 
 def worker(mode: str, data: Path, warmup: int) -> None:

@@ -6,9 +6,8 @@ from pipeline.errors import ConfigError
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 PRECISION_CHOICES = ("auto", *PRECISIONS)
-# How the weights are stepped; both give the same weights (pipeline.fused_update), so it is not
-# part of an artifact's identity.
-UPDATE_KERNELS = ("auto", "fused", "stock")
+# Which ops compute the slowest parts of a mixed-bfloat16 step (pipeline.fused_training).
+KERNEL_CHOICES = ("auto", "fused", "stock")
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,7 @@ class TrainingConfig:
     seed: int = 66478
     precision: str = "auto"
     log_every: int = 100
-    update_kernel: str = "auto"
+    kernels: str = "auto"
 
     def __post_init__(self):
         checks = (
@@ -49,10 +48,10 @@ class TrainingConfig:
                 f"Train precision = {self.precision!r} is unknown: choose one of "
                 f"{', '.join(PRECISION_CHOICES)} (--Train-precision)."
             )
-        if self.update_kernel not in UPDATE_KERNELS:
+        if self.kernels not in KERNEL_CHOICES:
             raise ConfigError(
-                f"Train update_kernel = {self.update_kernel!r} is unknown: choose one of "
-                f"{', '.join(UPDATE_KERNELS)} (--Train-update-kernel)."
+                f"Train kernels = {self.kernels!r} is unknown: choose one of "
+                f"{', '.join(KERNEL_CHOICES)} (--Train-kernels)."
             )
 
     def as_dict(self) -> dict:

@@ -1,6 +1,6 @@
-"""Building and loading the project's one compiled TensorFlow op, cached per machine.
+"""Building and loading the project's compiled TensorFlow ops, cached per machine.
 
-The op (``pipeline/kernels``) is compiled with the host's C++ compiler against the installed
+The ops (``pipeline/kernels``) are compiled with the host's C++ compiler against the installed
 TensorFlow the first time it is needed, and kept under a cache directory keyed by everything the
 binary depends on (sources, TensorFlow version and flags, compiler, CPU features), so that a
 changed TensorFlow, compiler or machine rebuilds it instead of loading a stale binary.
@@ -17,14 +17,18 @@ from pathlib import Path
 
 from pipeline.errors import PipelineError
 
-KERNEL_SOURCES = ("fused_momentum_op.cc", "fused_momentum_loop.cc", "fused_momentum_loop.h")
-LIBRARY_NAME = "fused_momentum.so"
+LIBRARY_NAME = "lenet_ops.so"
 CACHE_ENV = "LENET_KERNEL_CACHE"
-# The arithmetic loop gets the host's full vector width; the TensorFlow glue keeps the default
+# The arithmetic loops get the host's full vector width; the TensorFlow glue keeps the default
 # target, because TensorFlow's Eigen headers do not compile with every -march=native (AVX512-FP16).
-# No FMA contraction: the loop then rounds exactly like TensorFlow's separate ops.
-LOOP_FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fPIC")
+LOOP_FLAGS = ("-O3", "-march=native", "-fPIC")
+LOOPS = {
+    # No FMA contraction: the update then rounds exactly like TensorFlow's separate ops.
+    "fused_momentum_loop.cc": ("-ffp-contract=off",),
+    "conv_relu_pool_loop.cc": (),
+}
 GLUE_FLAGS = ("-O2", "-fPIC", "-w")
+GLUES = ("fused_momentum_op.cc", "conv_relu_pool_op.cc")
 
 
 class NativeBuildError(PipelineError):
@@ -48,6 +52,10 @@ def _source_dir() -> Path:
     return Path(str(resources.files("pipeline") / "kernels"))
 
 
+def _sources() -> list[Path]:
+    return sorted(p for p in _source_dir().iterdir() if p.suffix in (".cc", ".h"))
+
+
 def _cpu_flags() -> str:
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -62,7 +70,7 @@ def _compiler_version(cxx: str) -> str:
     except (OSError, subprocess.CalledProcessError) as error:
         raise NativeBuildError(
             f"no working C++ compiler {cxx!r} ({error}): install g++ (Debian: apt-get install g++), "
-            f"set CXX to one, or train with --Train-update-kernel stock") from error
+            f"set CXX to one, or train with --Train-kernels stock") from error
 
 
 def library_path() -> Path:
@@ -71,10 +79,11 @@ def library_path() -> Path:
 
     cxx = compiler()
     key = hashlib.sha256()
-    for name in KERNEL_SOURCES:
-        key.update((_source_dir() / name).read_bytes())
+    for source in _sources():
+        key.update(source.name.encode() + source.read_bytes())
     for part in (tf.__version__, *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags(),
-                 *LOOP_FLAGS, *GLUE_FLAGS, _compiler_version(cxx), platform.machine(), _cpu_flags()):
+                 *LOOP_FLAGS, *GLUE_FLAGS, repr(LOOPS), _compiler_version(cxx), platform.machine(),
+                 _cpu_flags()):
         key.update(part.encode())
     return cache_root() / key.hexdigest()[:20] / LIBRARY_NAME
 
@@ -84,12 +93,12 @@ def _run(command: list[str]) -> None:
     if result.returncode != 0:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
         raise NativeBuildError(
-            f"building the fused update op failed ({command[0]} exit {result.returncode}):\n{tail}\n"
-            f"Train with --Train-update-kernel stock to use TensorFlow's own ops instead.")
+            f"building the fused ops failed ({command[0]} exit {result.returncode}):\n{tail}\n"
+            f"Train with --Train-kernels stock to use TensorFlow's own ops instead.")
 
 
 def build(target: Path) -> Path:
-    """Compile the op into ``target`` (atomically: a rename puts the finished file there)."""
+    """Compile the ops into ``target`` (atomically: a rename puts the finished file there)."""
     import tensorflow as tf
 
     cxx = compiler()
@@ -98,24 +107,29 @@ def build(target: Path) -> Path:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build-") as work:
-            loop_object, glue_object = Path(work) / "loop.o", Path(work) / "glue.o"
+            objects = []
+            for name, flags in LOOPS.items():
+                objects.append(str(Path(work) / f"{name}.o"))
+                _run([cxx, *LOOP_FLAGS, *flags, "-c", str(sources / name), "-o", objects[-1]])
+            for name in GLUES:
+                objects.append(str(Path(work) / f"{name}.o"))
+                _run([cxx, *GLUE_FLAGS, *tf.sysconfig.get_compile_flags(), f"-I{sources}",
+                      "-c", str(sources / name), "-o", objects[-1]])
             staged = Path(work) / LIBRARY_NAME
-            _run([cxx, *LOOP_FLAGS, "-c", str(sources / "fused_momentum_loop.cc"), "-o", str(loop_object)])
-            _run([cxx, *GLUE_FLAGS, *tf.sysconfig.get_compile_flags(), f"-I{sources}",
-                  "-c", str(sources / "fused_momentum_op.cc"), "-o", str(glue_object)])
-            _run([cxx, "-shared", str(glue_object), str(loop_object), "-o", str(staged),
-                  *tf.sysconfig.get_link_flags()])
+            _run([cxx, "-shared", *objects, "-o", str(staged), *tf.sysconfig.get_link_flags()])
             os.replace(staged, target)
     except OSError as error:
         raise NativeBuildError(
-            f"cannot build the fused update op in {target.parent}: {error}. Set {CACHE_ENV} to a "
-            f"writable directory with free space, or train with --Train-update-kernel stock") from error
+            f"cannot build the fused ops in {target.parent}: {error}. Set {CACHE_ENV} to a "
+            f"writable directory with free space, or train with --Train-kernels stock") from error
     return target
 
 
 @functools.cache
-def fused_momentum_op():
-    """Return the loaded op module (``.fused_momentum_l2_bf16``), building it on first use.
+def ops():
+    """Return the loaded op module (``fused_momentum_l2_bf16``, ``conv_relu_pool_filter_grad``).
+
+    Builds it on first use.
 
     Raises NativeBuildError when there is no compiler or the build or load fails.
     """
@@ -127,13 +141,13 @@ def fused_momentum_op():
     try:
         return tf.load_op_library(str(path))
     except Exception as error:  # TensorFlow raises NotFoundError or others for a bad binary
-        raise NativeBuildError(f"loading the fused update op {path} failed: {error}. Delete that "
-                               f"file to rebuild it, or train with --Train-update-kernel stock") from error
+        raise NativeBuildError(f"loading the fused ops {path} failed: {error}. Delete that "
+                               f"file to rebuild it, or train with --Train-kernels stock") from error
 
 
 def main() -> None:
-    """Build the op for this machine now if it is not built yet, and print where it is."""
-    fused_momentum_op()
+    """Build the ops for this machine now if they are not built yet, and print where they are."""
+    ops()
     print(library_path())
 
 

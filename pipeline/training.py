@@ -15,7 +15,7 @@ import tensorflow as tf
 from pipeline.artifacts import atomic_directory, read_json, write_json
 from pipeline.config import TrainingConfig
 from pipeline.errors import ConfigError
-from pipeline.fused_update import choose_update_kernel
+from pipeline.fused_training import choose_kernels
 from pipeline.model import make_model, weight_decay_variables
 from pipeline.precision import resolve_precision
 from pipeline.schedule import keras_schedule, steps_per_epoch
@@ -99,13 +99,13 @@ class Checkpoints:
         return state["epoch"], state["history"]
 
 
-def _make_train_chunk(model, optimizer, config: TrainingConfig, strategy, update_kernel: str):
+def _make_train_chunk(model, optimizer, config: TrainingConfig, strategy, kernels: str):
     """Return a compiled function that runs several training steps in one call.
 
     Each step gathers one global batch; under a MirroredStrategy every replica takes its slice
     of it and Keras' optimizer sums the replicas' gradients, so the update equals the
-    single-device one. With ``update_kernel`` 'fused', fc1's kernel is stepped by the fused op
-    (pipeline.fused_update) and every other variable as with 'stock'.
+    single-device one. With ``kernels`` 'fused', the forward pass and fc1's update go through
+    pipeline.fused_training, and every other variable is stepped as with 'stock'.
     """
     trainable = model.trainable_variables
     batch_size = config.batch_size
@@ -115,15 +115,15 @@ def _make_train_chunk(model, optimizer, config: TrainingConfig, strategy, update
     # SGD builds one momentum slot per variable, in the order it was built with.
     momentums = list(optimizer.momentums) if single else []
     fused = None
-    if update_kernel == "fused":
-        from pipeline.fused_update import FusedDense
+    if kernels == "fused":
+        from pipeline.fused_training import SHADOWED_LAYER, FusedTraining
 
-        kernel = model.get_layer("fc1").kernel
-        fused = FusedDense(model, momentums[[id(v) for v in trainable].index(id(kernel))])
+        kernel = model.get_layer(SHADOWED_LAYER).kernel
+        fused = FusedTraining(model, momentums[[id(v) for v in trainable].index(id(kernel))])
         keep = [id(v) != id(kernel) for v in trainable]
         trainable = [v for v, kept in zip(trainable, keep) if kept]
         momentums = [m for m, kept in zip(momentums, keep) if kept]
-    # The fused op computes and differentiates fc1 kernel's L2 term itself.
+    # The fused update computes and differentiates fc1 kernel's L2 term itself.
     decayed = [v for v in weight_decay_variables(model) if fused is None or v is not fused.kernel]
 
     def apply_gradients(gradients):
@@ -234,13 +234,13 @@ class Trainer:
         # The uint8 training set goes to the device once; each epoch only sends a permutation.
         self.images = tf.convert_to_tensor(train[0])
         self.labels = tf.convert_to_tensor(train[1])
-        self.update_kernel = choose_update_kernel(
-            config.update_kernel, precision, replicas,
+        self.kernels = choose_kernels(
+            config.kernels, precision, replicas,
             isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer))
-        if self.update_kernel != config.update_kernel:
-            log.info("update_kernel %s -> %s", config.update_kernel, self.update_kernel)
+        if self.kernels != config.kernels:
+            log.info("kernels %s -> %s", config.kernels, self.kernels)
         self._train_chunk = _make_train_chunk(self.model, self.optimizer, config, self.strategy,
-                                              self.update_kernel)
+                                              self.kernels)
 
     def epoch_order(self, epoch: int):
         """Return the shuffled example order of ``epoch`` as a device tensor."""
@@ -300,7 +300,7 @@ class Trainer:
             "duration_s": round(duration, 3),
             "images_per_s": round(steps * config.batch_size / duration, 1),
             "precision": config.precision,
-            "update_kernel": self.update_kernel,
+            "kernels": self.kernels,
         }
 
 

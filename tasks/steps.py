@@ -130,9 +130,8 @@ class Train(ArtifactTask):
     precision = luigi.Parameter(
         default="auto", description="auto | float32 | mixed_bfloat16 | mixed_float16")
     log_every = luigi.IntParameter(default=100, significant=False, description="steps between log lines")
-    update_kernel = luigi.Parameter(
-        default="auto", significant=False,
-        description="auto | fused | stock: fc1's weight update as one compiled op (same weights)")
+    kernels = luigi.Parameter(
+        default="auto", description="auto | fused | stock: compiled ops for the slowest parts of a step")
     tensorboard_url = luigi.Parameter(
         default="", significant=False,
         description="URL of a TensorBoard serving the outputs root; becomes the scheduler's tracking URL")
@@ -143,7 +142,7 @@ class Train(ArtifactTask):
             epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
             decay_rate=self.decay_rate, momentum=self.momentum, weight_decay=self.weight_decay,
             dropout=self.dropout, seed=self.seed, precision=self.precision, log_every=self.log_every,
-            update_kernel=self.update_kernel,
+            kernels=self.kernels,
         )
 
     def validate(self):
@@ -151,7 +150,7 @@ class Train(ArtifactTask):
 
     def identity_params(self):
         params = self.training_config().as_dict()
-        del params["log_every"], params["update_kernel"]
+        del params["log_every"]
         return params
 
     def requires(self):
@@ -180,7 +179,7 @@ class Train(ArtifactTask):
         shutil.copytree(self.checkpoint_dir() / TENSORBOARD_DIR, Path(staging) / TENSORBOARD_DIR)
         write_json(Path(staging) / "history.json", history)
         return {"seed": config.seed, "precision_used": history[-1]["precision"],
-                "update_kernel_used": history[-1]["update_kernel"],
+                "kernels_used": history[-1]["kernels"],
                 "class_names": list(get_dataset(data().dataset).class_names),
                 "final_validation_error": history[-1]["validation_error"]}
 

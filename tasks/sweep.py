@@ -47,7 +47,7 @@ class Sweep(ArtifactTask):
 
     def validate(self):
         grid = self.plain_grid()
-        valid = set(Train.get_param_names()) - {"log_every", "update_kernel"}
+        valid = set(Train.get_param_names()) - {"log_every"}
         for name, values in grid.items():
             if name not in valid:
                 raise ConfigError(f"Sweep grid names {name!r}, not a Train parameter; valid: "

@@ -143,15 +143,15 @@ def test_unreachable_source_lists_what_was_tried(run_cli, tmp_path):
     assert "(after 3 attempts)" in result.stderr
 
 
-def test_fused_update_without_a_compiler_fails_training_and_says_so(pattern_dir, tmp_path):
+def test_fused_kernels_without_a_compiler_fail_training_and_say_so(pattern_dir, tmp_path):
     env = dict(cli_env(), CXX=str(tmp_path / "no-such-compiler"), LENET_KERNEL_CACHE=str(tmp_path / "kernels"))
     result = subprocess.run(luigi_command(*custom_run(pattern_dir, tmp_path / "out", "--Train-precision",
-                                                      "mixed_bfloat16", "--Train-update-kernel", "fused",
+                                                      "mixed_bfloat16", "--Train-kernels", "fused",
                                                       "--SplitValidation-validation-size", "200")),
                             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 30, output_of(result)
     assert "ERROR: Train failed: no working C++ compiler" in result.stderr
-    assert "--Train-update-kernel stock" in result.stderr
+    assert "--Train-kernels stock" in result.stderr
     assert artifacts(tmp_path / "out", "split") and not artifacts(tmp_path / "out", "train")
 
 
@@ -159,7 +159,7 @@ def test_fused_update_without_a_compiler_fails_training_and_says_so(pattern_dir,
     (["--Train-epochs", "0"], "Train epochs = 0 must be at least 1"),
     (["--Train-batch-size", "0"], "Train batch_size = 0 must be at least 1"),
     (["--Train-precision", "fp8"], "Train precision = 'fp8' is unknown"),
-    (["--Train-update-kernel", "fast"], "Train update_kernel = 'fast' is unknown"),
+    (["--Train-kernels", "fast"], "Train kernels = 'fast' is unknown"),
     (["--data-dataset", "cifar"], "Unknown dataset 'cifar'"),
     (["--data-dataset", "fashion_mnist", "--SplitValidation-validation-size", "60000"],
      "validation_size = 60000 must be above 0 and below 60000"),

@@ -1,0 +1,141 @@
+"""The training step with two compiled ops in place of the slowest stock ones, for mixed bfloat16.
+
+A profile of the stock step (benchmarks/step_profile.py) shows two parts far slower than their
+arithmetic warrants:
+
+- fc1's 3136x512 float32 kernel, which TensorFlow's ops pass over six times a step (cast to
+  bfloat16, gradient cast back, the L2 term, the gradient sum, the L2 loss, the momentum update).
+  ``FusedMomentumL2Bf16`` does the same float32 arithmetic in one pass and keeps a bfloat16 copy
+  ("shadow") that the forward pass multiplies with directly: the same weights bit for bit.
+- conv1's backward pass (one input channel, so oneDNN's matrix units idle in its filter gradient,
+  plus full-size ReluGrad and MaxPoolGrad passes). ``ConvReluPoolFilterGrad`` computes the filter
+  and bias gradients of conv1 -> ReLU -> pool1 in one pass per image, in float32 from the same
+  bfloat16 activations; the stock path rounds that gradient to bfloat16, so the two differ by
+  bfloat16 rounding (tested), and a run's later weights differ accordingly.
+
+The forward pass is the model's own layers and values; only the gradient and update paths change.
+"""
+
+import logging
+
+import keras
+import tensorflow as tf
+
+from pipeline import native
+from pipeline.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SHADOWED_LAYER = "fc1"
+FIRST_CONV, FIRST_POOL = "conv1", "pool1"
+
+
+def fused_unavailable_reason(precision: str, replicas: int, loss_scaled: bool) -> str | None:
+    """Return why the fused kernels cannot train this configuration here, or None when they can."""
+    if precision != "mixed_bfloat16":
+        return f"precision is {precision}; the fused kernels are for mixed_bfloat16"
+    if replicas != 1 or loss_scaled:
+        return "training is split over several devices"
+    if tf.config.list_physical_devices("GPU"):
+        return "a GPU holds the variables and the fused kernels run on CPUs only"
+    return None
+
+
+def choose_kernels(requested: str, precision: str, replicas: int, loss_scaled: bool) -> str:
+    """Resolve ``kernels`` (auto | fused | stock) to 'fused' or 'stock' for this run.
+
+    ``auto`` means fused where they apply and build, stock otherwise (logged); ``fused`` raises a
+    PipelineError saying why when they cannot run.
+    """
+    if requested == "stock":
+        return "stock"
+    reason = fused_unavailable_reason(precision, replicas, loss_scaled)
+    if reason is None:
+        try:
+            native.ops()
+        except native.NativeBuildError as error:
+            if requested == "fused":
+                raise
+            log.warning("kernels auto -> stock: %s", error)
+            return "stock"
+        return "fused"
+    if requested == "fused":
+        raise ConfigError(f"Train kernels = 'fused' cannot run here: {reason} "
+                          f"(use auto or stock, --Train-kernels).")
+    log.info("kernels auto -> stock: %s", reason)
+    return "stock"
+
+
+def _check_first_block(conv, pool) -> None:
+    """Raise ValueError unless conv1 and pool1 are the shapes ConvReluPoolFilterGrad handles."""
+    config, pool_config = conv.get_config(), pool.get_config()
+    if not (config["kernel_size"][0] == config["kernel_size"][1] and config["kernel_size"][0] % 2 == 1
+            and tuple(config["strides"]) == (1, 1) and tuple(config["dilation_rate"]) == (1, 1)
+            and config["padding"] == "same" and config["activation"] == "relu" and config["use_bias"]
+            and conv.kernel.shape[2] == 1 and tuple(pool_config["pool_size"]) == (2, 2)
+            and tuple(pool_config["strides"]) == (2, 2) and pool_config["padding"] == "same"):
+        raise ValueError(f"{conv.name} -> {pool.name} is not the one-channel, odd square, SAME, ReLU, "
+                         f"2x2 max-pool block the fused kernels handle")
+
+
+class FusedTraining:
+    """The model's training-mode forward pass wired to the fused ops, and fc1's fused update."""
+
+    def __init__(self, model: keras.Model, shadowed_momentum):
+        self.dense = model.get_layer(SHADOWED_LAYER)
+        self.kernel = self.dense.kernel
+        self.kernel_momentum = shadowed_momentum
+        self.conv, self.pool = model.get_layer(FIRST_CONV), model.get_layer(FIRST_POOL)
+        _check_first_block(self.conv, self.pool)
+        layers = model.layers
+        self.before_conv = layers[1:layers.index(self.conv)]  # layers[0] is the input
+        self.between = layers[layers.index(self.pool) + 1:layers.index(self.dense)]
+        self.after_dense = layers[layers.index(self.dense) + 1:]
+        self.shadow = tf.Variable(tf.zeros(self.kernel.shape, tf.bfloat16), trainable=False,
+                                  name=f"{SHADOWED_LAYER}_kernel_bfloat16")
+        self.ops = native.ops()
+
+    def refresh(self) -> None:
+        """Copy the kernel into the shadow (after a restore or any other outside assignment)."""
+        self.shadow.assign(tf.cast(self.kernel.value, tf.bfloat16))
+
+    def _first_block(self, x):
+        """conv1 -> ReLU -> pool1 as the layers compute it, with the fused op as its gradient."""
+        size = self.conv.kernel.shape[0]
+        ops = self.ops
+
+        @tf.custom_gradient
+        def block(x, kernel, bias):
+            activations = tf.nn.relu(tf.nn.bias_add(
+                tf.nn.conv2d(x, tf.cast(kernel, x.dtype), 1, "SAME"), tf.cast(bias, x.dtype)))
+
+            def gradient(pool_gradient):
+                kernel_gradient, bias_gradient = ops.conv_relu_pool_filter_grad(
+                    x, activations, tf.cast(pool_gradient, x.dtype), k=size)
+                return None, kernel_gradient, bias_gradient
+
+            return tf.nn.max_pool2d(activations, 2, 2, "SAME"), gradient
+
+        return block(x, self.conv.kernel.value, self.conv.bias.value)
+
+    def logits(self, x):
+        """Return the model's training-mode logits for the batch ``x``."""
+        h = x
+        for layer in self.before_conv:
+            h = layer(h, training=True)
+        h = self._first_block(h)
+        for layer in self.between:
+            h = layer(h, training=True)
+        bias = tf.cast(self.dense.bias.value, h.dtype)
+        # bias_add, as Keras' Dense does, so that Grappler fuses MatMul, BiasAdd and ReLU alike.
+        h = self.dense.activation(tf.nn.bias_add(tf.matmul(h, self.shadow), bias))
+        for layer in self.after_dense:
+            h = layer(h, training=True)
+        return h
+
+    def apply(self, shadow_gradient, learning_rate, momentum: float, weight_decay: float):
+        """Step fc1's kernel, its momentum and the shadow; return the kernel's L2 loss before the step."""
+        return self.ops.fused_momentum_l2_bf16(
+            self.kernel.value.handle, self.kernel_momentum.value.handle, self.shadow.handle,
+            shadow_gradient, learning_rate, tf.constant(momentum, tf.float32),
+            tf.constant(weight_decay, tf.float32))

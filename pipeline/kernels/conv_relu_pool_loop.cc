@@ -1,0 +1,151 @@
+// The per-image loop of ConvReluPoolFilterGrad (see conv_relu_pool_loop.h).
+//
+// Channels are the innermost dimension everywhere, so the inner loops run over contiguous
+// channels and vectorise; for the model's own shape (32 channels, 5x5) the sizes are
+// compile-time constants so that the accumulators stay in registers. Other shapes take a plain
+// loop that is slower but gives the same sums.
+#include "conv_relu_pool_loop.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace {
+
+inline float bf16_to_float(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// One pool window's ReLU and max-pool backward for every channel: the gradient goes to the
+// window's first largest element (row-major, as TensorFlow's MaxPoolGrad), where it is positive.
+template <int64_t kChannels>
+inline void route_window(int64_t channels, int count, const uint16_t* const* y, const uint16_t* g,
+                         float* const* out) {
+  const int64_t n = kChannels > 0 ? kChannels : channels;
+  for (int64_t c = 0; c < n; ++c) {
+    float best = bf16_to_float(y[0][c]);
+    int winner = 0;
+    for (int q = 1; q < count; ++q) {
+      const float value = bf16_to_float(y[q][c]);
+      winner = value > best ? q : winner;
+      best = value > best ? value : best;
+    }
+    const float routed = best > 0.f ? bf16_to_float(g[c]) : 0.f;
+    for (int q = 0; q < count; ++q) out[q][c] = q == winner ? routed : 0.f;
+  }
+}
+
+// A full 2x2 window, written out so that the channel loop vectorises.
+template <int64_t kChannels>
+inline void route_full_window(const uint16_t* __restrict y0, const uint16_t* __restrict y1,
+                              const uint16_t* __restrict y2, const uint16_t* __restrict y3,
+                              const uint16_t* __restrict g, float* __restrict o0, float* __restrict o1,
+                              float* __restrict o2, float* __restrict o3) {
+  for (int64_t c = 0; c < kChannels; ++c) {
+    const float v0 = bf16_to_float(y0[c]), v1 = bf16_to_float(y1[c]);
+    const float v2 = bf16_to_float(y2[c]), v3 = bf16_to_float(y3[c]);
+    // Strictly greater replaces: ties keep the earlier element.
+    const bool w1 = v1 > v0;
+    const float m01 = w1 ? v1 : v0;
+    const bool w2 = v2 > m01;
+    const float m012 = w2 ? v2 : m01;
+    const bool w3 = v3 > m012;
+    const float best = w3 ? v3 : m012;
+    const float routed = best > 0.f ? bf16_to_float(g[c]) : 0.f;
+    const int winner = w3 ? 3 : (w2 ? 2 : (w1 ? 1 : 0));
+    o0[c] = winner == 0 ? routed : 0.f;
+    o1[c] = winner == 1 ? routed : 0.f;
+    o2[c] = winner == 2 ? routed : 0.f;
+    o3[c] = winner == 3 ? routed : 0.f;
+  }
+}
+
+template <int64_t kChannels>
+void route(int64_t height, int64_t width, int64_t runtime_channels, const uint16_t* y,
+           const uint16_t* pool_grad, float* conv_grad) {
+  const int64_t channels = kChannels > 0 ? kChannels : runtime_channels;
+  const int64_t pooled_width = (width + 1) / 2;
+  for (int64_t i = 0; i < (height + 1) / 2; ++i) {
+    for (int64_t j = 0; j < pooled_width; ++j) {
+      const uint16_t* g = pool_grad + (i * pooled_width + j) * channels;
+      const uint16_t* ys[4];
+      float* outs[4];
+      int count = 0;
+      for (int64_t h = 2 * i; h < std::min(2 * i + 2, height); ++h) {
+        for (int64_t w = 2 * j; w < std::min(2 * j + 2, width); ++w) {
+          ys[count] = y + (h * width + w) * channels;
+          outs[count++] = conv_grad + (h * width + w) * channels;
+        }
+      }
+      if (kChannels > 0 && count == 4) {
+        route_full_window<kChannels>(ys[0], ys[1], ys[2], ys[3], g, outs[0], outs[1], outs[2], outs[3]);
+      } else {
+        route_window<kChannels>(channels, count, ys, g, outs);
+      }
+    }
+  }
+}
+
+// Filter and bias gradients from the conv-output gradient and the zero-padded input: for each
+// kernel row, the k taps of the row accumulate together in registers.
+template <int64_t kChannels, int64_t kTaps>
+void accumulate_fixed(int64_t height, int64_t width, const float* __restrict padded,
+                      const float* __restrict conv_grad, float* __restrict kernel_grad,
+                      float* __restrict bias_grad) {
+  const int64_t padded_width = width + kTaps - 1;
+  for (int64_t kh = 0; kh < kTaps; ++kh) {
+    float sums[kTaps][kChannels] = {};
+    for (int64_t h = 0; h < height; ++h) {
+      const float* row = padded + (h + kh) * padded_width;
+      const float* grad_row = conv_grad + h * width * kChannels;
+      for (int64_t w = 0; w < width; ++w) {
+        const float* grad = grad_row + w * kChannels;
+        for (int64_t kw = 0; kw < kTaps; ++kw) {
+          const float pixel = row[w + kw];
+          for (int64_t c = 0; c < kChannels; ++c) sums[kw][c] += pixel * grad[c];
+        }
+      }
+    }
+    for (int64_t kw = 0; kw < kTaps; ++kw)
+      for (int64_t c = 0; c < kChannels; ++c) kernel_grad[(kh * kTaps + kw) * kChannels + c] += sums[kw][c];
+  }
+  for (int64_t p = 0; p < height * width; ++p)
+    for (int64_t c = 0; c < kChannels; ++c) bias_grad[c] += conv_grad[p * kChannels + c];
+}
+
+void accumulate_any(int64_t height, int64_t width, int64_t channels, int64_t k, const float* padded,
+                    const float* conv_grad, float* kernel_grad, float* bias_grad) {
+  const int64_t padded_width = width + k - 1;
+  for (int64_t kh = 0; kh < k; ++kh)
+    for (int64_t kw = 0; kw < k; ++kw)
+      for (int64_t h = 0; h < height; ++h)
+        for (int64_t w = 0; w < width; ++w)
+          for (int64_t c = 0; c < channels; ++c)
+            kernel_grad[(kh * k + kw) * channels + c] +=
+                padded[(h + kh) * padded_width + w + kw] * conv_grad[(h * width + w) * channels + c];
+  for (int64_t p = 0; p < height * width; ++p)
+    for (int64_t c = 0; c < channels; ++c) bias_grad[c] += conv_grad[p * channels + c];
+}
+
+}  // namespace
+
+extern "C" void lenet_conv_relu_pool_filter_grad(int64_t height, int64_t width, int64_t channels,
+                                                 int64_t k, const uint16_t* x, const uint16_t* y,
+                                                 const uint16_t* pool_grad, float* kernel_grad,
+                                                 float* bias_grad, float* scratch) {
+  const int64_t pad = (k - 1) / 2, padded_width = width + k - 1;
+  float* padded = scratch;
+  float* conv_grad = scratch + (height + k - 1) * padded_width;
+  std::fill(padded, conv_grad, 0.f);
+  for (int64_t h = 0; h < height; ++h)
+    for (int64_t w = 0; w < width; ++w) padded[(h + pad) * padded_width + w + pad] = bf16_to_float(x[h * width + w]);
+  if (channels == 32 && k == 5) {  // the model's first layer
+    route<32>(height, width, channels, y, pool_grad, conv_grad);
+    accumulate_fixed<32, 5>(height, width, padded, conv_grad, kernel_grad, bias_grad);
+  } else {
+    route<0>(height, width, channels, y, pool_grad, conv_grad);
+    accumulate_any(height, width, channels, k, padded, conv_grad, kernel_grad, bias_grad);
+  }
+}

@@ -1,0 +1,102 @@
+// ConvReluPoolFilterGrad: the backward pass of conv (one input channel) -> ReLU -> 2x2 max pool.
+//
+// For the model's first layer oneDNN's filter-gradient kernel is slow (one input channel gives
+// its matrix units almost nothing to do), and ReluGrad and MaxPoolGrad each pass over the full
+// 28x28x32 activations. This op does all three per image in one pass over the cached activations
+// and returns float32 filter and bias gradients; the input gradient is not needed (the input is
+// data). Per-image partial sums are added in image order, so the result does not depend on the
+// number of threads.
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "conv_relu_pool_loop.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/lib/core/threadpool.h"
+
+namespace lenet {
+
+using tensorflow::OpKernel;
+using tensorflow::OpKernelConstruction;
+using tensorflow::OpKernelContext;
+using tensorflow::Tensor;
+using tensorflow::TensorShape;
+
+REGISTER_OP("ConvReluPoolFilterGrad")
+    .Input("x: bfloat16")
+    .Input("y: bfloat16")
+    .Input("pool_grad: bfloat16")
+    .Attr("k: int")
+    .Output("kernel_grad: float")
+    .Output("bias_grad: float")
+    .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
+      int64_t k;
+      TF_RETURN_IF_ERROR(c->GetAttr("k", &k));
+      auto channels = c->Dim(c->input(1), 3);
+      c->set_output(0, c->MakeShape({k, k, 1, channels}));
+      c->set_output(1, c->MakeShape({channels}));
+      return tensorflow::OkStatus();
+    });
+
+class ConvReluPoolFilterGradOp : public OpKernel {
+ public:
+  explicit ConvReluPoolFilterGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("k", &k_));
+    OP_REQUIRES(ctx, k_ >= 1 && k_ % 2 == 1, tensorflow::errors::InvalidArgument("k must be odd, got ", k_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    const Tensor& y = ctx->input(1);
+    const Tensor& pool_grad = ctx->input(2);
+    OP_REQUIRES(ctx, x.dims() == 4 && x.dim_size(3) == 1 && y.dims() == 4 && pool_grad.dims() == 4,
+                tensorflow::errors::InvalidArgument("x must be [N,H,W,1], y [N,H,W,C], pool_grad [N,H/2,W/2,C]"));
+    const int64_t n = x.dim_size(0), height = x.dim_size(1), width = x.dim_size(2), channels = y.dim_size(3);
+    OP_REQUIRES(ctx, y.dim_size(0) == n && y.dim_size(1) == height && y.dim_size(2) == width &&
+                         pool_grad.dim_size(0) == n && pool_grad.dim_size(1) == (height + 1) / 2 &&
+                         pool_grad.dim_size(2) == (width + 1) / 2 && pool_grad.dim_size(3) == channels,
+                tensorflow::errors::InvalidArgument("shapes do not match: x ", x.shape().DebugString(), ", y ",
+                                                    y.shape().DebugString(), ", pool_grad ",
+                                                    pool_grad.shape().DebugString()));
+    const int64_t kernel_size = k_ * k_ * channels, per_image = kernel_size + channels;
+    std::vector<float> partial(n * per_image, 0.f);
+    const auto* xs = reinterpret_cast<const uint16_t*>(x.tensor_data().data());
+    const auto* ys = reinterpret_cast<const uint16_t*>(y.tensor_data().data());
+    const auto* gs = reinterpret_cast<const uint16_t*>(pool_grad.tensor_data().data());
+    const int64_t pooled = ((height + 1) / 2) * ((width + 1) / 2) * channels;
+    const int64_t scratch_size = (height + k_ - 1) * (width + k_ - 1) + height * width * channels;
+    auto run_images = [&](int64_t first, int64_t last) {
+      std::vector<float> scratch(scratch_size);
+      for (int64_t i = first; i < last; ++i) {
+        float* out = partial.data() + i * per_image;
+        lenet_conv_relu_pool_filter_grad(height, width, channels, k_, xs + i * height * width,
+                                         ys + i * height * width * channels, gs + i * pooled, out,
+                                         out + kernel_size, scratch.data());
+      }
+    };
+    const int64_t cost = height * width * channels * (k_ * k_ + 4) * 2;
+    ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(n, cost, run_images);
+
+    Tensor *kernel_grad = nullptr, *bias_grad = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({k_, k_, 1, channels}), &kernel_grad));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({channels}), &bias_grad));
+    float* kg = kernel_grad->flat<float>().data();
+    float* bg = bias_grad->flat<float>().data();
+    std::fill(kg, kg + kernel_size, 0.f);
+    std::fill(bg, bg + channels, 0.f);
+    for (int64_t i = 0; i < n; ++i) {
+      const float* p = partial.data() + i * per_image;
+      for (int64_t j = 0; j < kernel_size; ++j) kg[j] += p[j];
+      for (int64_t c = 0; c < channels; ++c) bg[c] += p[kernel_size + c];
+    }
+  }
+
+ private:
+  int64_t k_;
+};
+
+REGISTER_KERNEL_BUILDER(Name("ConvReluPoolFilterGrad").Device(tensorflow::DEVICE_CPU), ConvReluPoolFilterGradOp);
+
+}  // namespace lenet

@@ -1,0 +1,212 @@
+"""The compiled fused ops: TensorFlow's arithmetic, safe writes, the same training, clear failures."""
+
+import logging
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from pipeline import native, synthetic  # noqa: E402
+from pipeline.config import TrainingConfig  # noqa: E402
+from pipeline.errors import ConfigError, PipelineError  # noqa: E402
+from pipeline.fused_training import choose_kernels  # noqa: E402
+from pipeline.training import Trainer, train_model  # noqa: E402
+
+LR, MOMENTUM, DECAY = 0.01, 0.9, 5e-4
+
+
+def random_state(shape=(300, 70), seed=0):
+    """Return (weights, momentum, bfloat16 gradient) with an odd size (a partial block and tail)."""
+    rng = np.random.default_rng(seed)
+    return (rng.normal(0, 0.1, shape).astype(np.float32), rng.normal(0, 0.01, shape).astype(np.float32),
+            tf.constant(rng.normal(0, 0.01, shape), tf.bfloat16))
+
+
+def stock_update(weights, momentum, gradient):
+    """Return (weights, momentum, bfloat16 weights, L2 loss) from TensorFlow's separate ops."""
+    w, m = tf.Variable(weights), tf.Variable(momentum)
+    l2_loss = float(tf.nn.l2_loss(w))
+    tf.raw_ops.ResourceApplyKerasMomentum(
+        var=w.handle, accum=m.handle, lr=tf.constant(LR), grad=tf.cast(gradient, tf.float32) + DECAY * w,
+        momentum=tf.constant(MOMENTUM), use_nesterov=False)
+    return w.numpy(), m.numpy(), tf.cast(w, tf.bfloat16), l2_loss
+
+
+def fused(weights, momentum, gradient):
+    """Return the three variables after one fused update, and the op's L2 loss."""
+    w, m = tf.Variable(weights), tf.Variable(momentum)
+    shadow = tf.Variable(tf.cast(weights, tf.bfloat16))
+    l2_loss = native.ops().fused_momentum_l2_bf16(w.handle, m.handle, shadow.handle, gradient,
+                                                                 LR, MOMENTUM, DECAY)
+    return w, m, shadow, float(l2_loss)
+
+
+def test_fused_update_is_tensorflows_arithmetic_bit_for_bit():
+    weights, momentum, gradient = random_state()
+    expected_w, expected_m, expected_shadow, expected_loss = stock_update(weights, momentum, gradient)
+    w, m, shadow, l2_loss = fused(weights, momentum, gradient)
+    np.testing.assert_array_equal(w.numpy(), expected_w)
+    np.testing.assert_array_equal(m.numpy(), expected_m)
+    np.testing.assert_array_equal(tf.bitcast(shadow.value(), tf.uint16), tf.bitcast(expected_shadow, tf.uint16))
+    assert l2_loss == pytest.approx(expected_loss, rel=1e-6)
+
+
+def test_a_read_still_held_keeps_its_values():
+    """Copy on write: a tensor read before the update must not change under its holder."""
+    weights, momentum, gradient = random_state(seed=1)
+    w, m = tf.Variable(weights), tf.Variable(momentum)
+    shadow = tf.Variable(tf.cast(weights, tf.bfloat16))
+    held_w, held_shadow = w.value(), shadow.value()
+    native.ops().fused_momentum_l2_bf16(w.handle, m.handle, shadow.handle, gradient,
+                                                       LR, MOMENTUM, DECAY)
+    np.testing.assert_array_equal(held_w.numpy(), weights)
+    np.testing.assert_array_equal(tf.cast(held_shadow, tf.float32), tf.cast(tf.cast(weights, tf.bfloat16), tf.float32))
+    assert not np.array_equal(w.numpy(), weights)
+
+
+def test_mismatched_shapes_are_refused_with_the_shapes():
+    weights, momentum, gradient = random_state()
+    w, m = tf.Variable(weights), tf.Variable(momentum)
+    shadow = tf.Variable(tf.zeros((3, 3), tf.bfloat16))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[3,3\]"):
+        native.ops().fused_momentum_l2_bf16(w.handle, m.handle, shadow.handle, gradient,
+                                                           LR, MOMENTUM, DECAY)
+
+
+@pytest.fixture(scope="module")
+def pattern():
+    return synthetic.pattern_arrays(320, seed=1), synthetic.pattern_arrays(64, seed=2)
+
+
+def test_fused_training_steps_like_stock(pattern):
+    """One step: every weight the same bits except conv1's (its gradient is not rounded to
+    bfloat16); a few more steps, after an outside assignment: still close everywhere."""
+    train, _ = pattern
+
+    def trainer(kernels):
+        made = Trainer(train, TrainingConfig(precision="mixed_bfloat16", kernels=kernels))
+        assert made.kernels == kernels
+        return made
+
+    stock, fused = trainer("stock"), trainer("fused")
+    order = stock.epoch_order(0)
+    for made in (stock, fused):
+        made.run_steps(order, 0, 1)
+    for weight, a, b in zip(stock.model.weights, stock.model.get_weights(), fused.model.get_weights()):
+        if weight.path.startswith("conv1/"):
+            np.testing.assert_allclose(b, a, atol=1e-4)
+        else:
+            np.testing.assert_array_equal(b, a, err_msg=weight.path)
+    losses = []
+    for made in (stock, fused):
+        # As a checkpoint restore does between calls; the fused step must pick it up.
+        kernel = made.model.get_layer("fc1").kernel
+        kernel.assign(kernel.value * 0.5)
+        losses.append(made.run_steps(order, 1, 3))
+    for a, b in zip(stock.model.get_weights(), fused.model.get_weights()):
+        np.testing.assert_allclose(b, a, atol=0.02)
+    np.testing.assert_allclose(losses[1], losses[0], rtol=0.05)
+
+
+def first_block_reference(x, kernel, bias, upstream):
+    """Return the activations and the exact (float64) conv1 filter and bias gradients.
+
+    TensorFlow's own MaxPoolGrad routes the pool gradient (a copy, so exact) and decides ties;
+    the sums are then taken in float64, against which both TensorFlow's bfloat16 sums and the
+    fused op's float32 sums are approximations.
+    """
+    k = kernel.shape[0]
+    with tf.GradientTape() as tape:
+        activations = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, tf.cast(kernel, tf.bfloat16), 1, "SAME"),
+                                                tf.cast(bias, tf.bfloat16)))
+        tape.watch(activations)
+        loss = tf.reduce_sum(tf.cast(tf.nn.max_pool2d(activations, 2, 2, "SAME") * upstream, tf.float32))
+    routed = tape.gradient(loss, activations).numpy().astype(np.float64)
+    conv_gradient = routed * (activations.numpy().astype(np.float64) > 0)
+    pad = (k - 1) // 2
+    padded = np.pad(x.numpy().astype(np.float64)[..., 0], ((0, 0), (pad, pad), (pad, pad)))
+    height, width = x.shape[1:3]
+    kernel_gradient = np.zeros((k, k, 1, conv_gradient.shape[-1]))
+    for kh in range(k):
+        for kw in range(k):
+            window = padded[:, kh:kh + height, kw:kw + width]
+            kernel_gradient[kh, kw, 0] = np.einsum("nhw,nhwc->c", window, conv_gradient)
+    return activations, kernel_gradient, conv_gradient.sum(axis=(0, 1, 2))
+
+
+@pytest.mark.parametrize("image, channels, k", [((10, 12), 32, 5), ((9, 11), 8, 3)],
+                         ids=["model-shape", "odd-size-general-path"])
+def test_first_block_gradient_is_the_exact_sum_to_float32_rounding(image, channels, k):
+    """The fused conv1 -> ReLU -> pool1 gradient, with ties in the pool windows forced."""
+    rng = np.random.default_rng(3)
+    # Pixels from a few levels, so that windows hold equal values (ties) and zeros after ReLU.
+    x = tf.cast(rng.integers(0, 4, (6, *image, 1)) / 4 - 0.5, tf.bfloat16)
+    kernel = tf.constant(rng.normal(0, 0.3, (k, k, 1, channels)).astype(np.float32))
+    bias = tf.constant(rng.normal(0, 0.1, channels).astype(np.float32))
+    pooled = ((image[0] + 1) // 2, (image[1] + 1) // 2)
+    upstream = tf.cast(rng.normal(0, 1, (6, *pooled, channels)), tf.bfloat16)
+    activations, expected_kernel, expected_bias = first_block_reference(x, kernel, bias, upstream)
+    kernel_gradient, bias_gradient = native.ops().conv_relu_pool_filter_grad(x, activations, upstream, k=k)
+    for got, expected in ((kernel_gradient, expected_kernel), (bias_gradient, expected_bias)):
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+def test_history_names_the_kernels(pattern, tmp_path):
+    train, validation = pattern
+    _, history = train_model(train, validation, TrainingConfig(epochs=1, precision="mixed_bfloat16"), tmp_path)
+    assert history[0]["kernels"] == "fused"
+    _, history = train_model(train, validation, TrainingConfig(epochs=1, precision="float32"), tmp_path / "f32")
+    assert history[0]["kernels"] == "stock"
+
+
+def test_auto_uses_stock_where_fused_does_not_apply(caplog):
+    with caplog.at_level(logging.INFO):
+        assert choose_kernels("auto", "float32", 1, False) == "stock"
+    assert "precision is float32" in caplog.text
+    assert choose_kernels("auto", "mixed_bfloat16", 2, False) == "stock"
+    assert choose_kernels("stock", "mixed_bfloat16", 1, False) == "stock"
+    assert choose_kernels("auto", "mixed_bfloat16", 1, False) == "fused"
+
+
+def test_fused_where_it_cannot_run_says_why():
+    with pytest.raises(ConfigError, match="precision is float32.*--Train-kernels"):
+        choose_kernels("fused", "float32", 1, False)
+
+
+@pytest.fixture
+def no_compiler(monkeypatch, tmp_path):
+    """A machine without a C++ compiler and without a built op (the op cache is restored after)."""
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv(native.CACHE_ENV, str(tmp_path / "kernels"))
+    native.ops.cache_clear()
+    yield
+    native.ops.cache_clear()
+
+
+def test_without_a_compiler_auto_falls_back_and_fused_explains(no_compiler, caplog):
+    with caplog.at_level(logging.WARNING):
+        assert choose_kernels("auto", "mixed_bfloat16", 1, False) == "stock"
+    assert "no working C++ compiler" in caplog.text
+    with pytest.raises(PipelineError, match="install g\\+\\+.*--Train-kernels stock"):
+        choose_kernels("fused", "mixed_bfloat16", 1, False)
+
+
+def test_a_failed_build_shows_the_compiler_output_and_leaves_nothing(no_compiler, monkeypatch, tmp_path):
+    broken = tmp_path / "broken-compiler"
+    broken.write_text("#!/bin/sh\n[ \"$1\" = --version ] && exit 0\necho 'fatal: out of disk' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("CXX", str(broken))
+    with pytest.raises(PipelineError, match="(?s)exit 1.*fatal: out of disk.*--Train-kernels stock"):
+        native.ops()
+    built = [p for p in (tmp_path / "kernels").rglob("*") if p.is_file()]
+    assert built == []
+
+
+def test_an_unwritable_cache_is_named_with_the_fix(no_compiler, monkeypatch, tmp_path):
+    monkeypatch.delenv("CXX")
+    blocked = tmp_path / "read-only"
+    blocked.write_text("a file where the cache directory should be")
+    monkeypatch.setenv(native.CACHE_ENV, str(blocked / "kernels"))
+    with pytest.raises(PipelineError, match=f"{blocked}.*Set {native.CACHE_ENV} to a writable directory"):
+        native.ops()
