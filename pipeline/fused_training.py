@@ -12,6 +12,8 @@ arithmetic warrants:
   and bias gradients of conv1 -> ReLU -> pool1 in one pass per image, in float32 from the same
   bfloat16 activations; the stock path rounds that gradient to bfloat16, so the two differ by
   bfloat16 rounding (tested), and a run's later weights differ accordingly.
+- conv2's ReluGrad (Eigen, slow in bfloat16) and MaxPoolGrad: ``ReluPoolGrad`` does both in one
+  pass, exactly (routing only copies values); oneDNN's own ops then take conv2's gradients.
 
 The forward pass is the model's own layers and values; only the gradient and update paths change.
 """
@@ -66,16 +68,22 @@ def choose_kernels(requested: str, precision: str, replicas: int, loss_scaled: b
     return "stock"
 
 
-def _check_first_block(conv, pool) -> None:
-    """Raise ValueError unless conv1 and pool1 are the shapes ConvReluPoolFilterGrad handles."""
+def _is_fusable_block(conv, pool) -> bool:
+    """Return whether conv -> pool is an odd square SAME ReLU convolution with bias, then a 2x2/2 max pool."""
+    if not (isinstance(conv, keras.layers.Conv2D) and isinstance(pool, keras.layers.MaxPooling2D)):
+        return False
     config, pool_config = conv.get_config(), pool.get_config()
-    if not (config["kernel_size"][0] == config["kernel_size"][1] and config["kernel_size"][0] % 2 == 1
+    return (config["kernel_size"][0] == config["kernel_size"][1] and config["kernel_size"][0] % 2 == 1
             and tuple(config["strides"]) == (1, 1) and tuple(config["dilation_rate"]) == (1, 1)
             and config["padding"] == "same" and config["activation"] == "relu" and config["use_bias"]
-            and conv.kernel.shape[2] == 1 and tuple(pool_config["pool_size"]) == (2, 2)
-            and tuple(pool_config["strides"]) == (2, 2) and pool_config["padding"] == "same"):
-        raise ValueError(f"{conv.name} -> {pool.name} is not the one-channel, odd square, SAME, ReLU, "
-                         f"2x2 max-pool block the fused kernels handle")
+            and config["data_format"] == "channels_last" and tuple(pool_config["pool_size"]) == (2, 2)
+            and tuple(pool_config["strides"]) == (2, 2) and pool_config["padding"] == "same")
+
+
+def _conv_relu(x, kernel, bias):
+    """Return relu(conv2d(x, kernel, SAME) + bias) in x's dtype, as Keras' Conv2D computes it."""
+    return tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, tf.cast(kernel, x.dtype), 1, "SAME"),
+                                     tf.cast(bias, x.dtype)))
 
 
 class FusedTraining:
@@ -86,10 +94,21 @@ class FusedTraining:
         self.kernel = self.dense.kernel
         self.kernel_momentum = shadowed_momentum
         self.conv, self.pool = model.get_layer(FIRST_CONV), model.get_layer(FIRST_POOL)
-        _check_first_block(self.conv, self.pool)
+        if not (_is_fusable_block(self.conv, self.pool) and self.conv.kernel.shape[2] == 1):
+            raise ValueError(f"{FIRST_CONV} -> {FIRST_POOL} is not the one-channel block the fused kernels handle")
         layers = model.layers
         self.before_conv = layers[1:layers.index(self.conv)]  # layers[0] is the input
-        self.between = layers[layers.index(self.pool) + 1:layers.index(self.dense)]
+        # Later conv -> pool pairs become one block with the fused ReLU and pool gradient (the conv
+        # stands for the pair); other layers run as they are.
+        self.between, self.fused_blocks = [], set()
+        rest = layers[layers.index(self.pool) + 1:layers.index(self.dense)]
+        while rest:
+            self.between.append(rest[0])
+            if len(rest) > 1 and _is_fusable_block(rest[0], rest[1]):
+                self.fused_blocks.add(id(rest[0]))
+                rest = rest[2:]
+            else:
+                rest = rest[1:]
         self.after_dense = layers[layers.index(self.dense) + 1:]
         self.shadow = tf.Variable(tf.zeros(self.kernel.shape, tf.bfloat16), trainable=False,
                                   name=f"{SHADOWED_LAYER}_kernel_bfloat16")
@@ -106,8 +125,7 @@ class FusedTraining:
 
         @tf.custom_gradient
         def block(x, kernel, bias):
-            activations = tf.nn.relu(tf.nn.bias_add(
-                tf.nn.conv2d(x, tf.cast(kernel, x.dtype), 1, "SAME"), tf.cast(bias, x.dtype)))
+            activations = _conv_relu(x, kernel, bias)
 
             def gradient(pool_gradient):
                 kernel_gradient, bias_gradient = ops.conv_relu_pool_filter_grad(
@@ -118,6 +136,33 @@ class FusedTraining:
 
         return block(x, self.conv.kernel.value, self.conv.bias.value)
 
+    def _later_block(self, x, conv):
+        """conv -> ReLU -> 2x2 max pool, with ReluPoolGrad and oneDNN's convolution gradients."""
+        ops = self.ops
+
+        @tf.custom_gradient
+        def block(x, kernel, bias):
+            activations = _conv_relu(x, kernel, bias)
+
+            def gradient(pool_gradient):
+                conv_gradient = ops.relu_pool_grad(activations, tf.cast(pool_gradient, x.dtype))
+                compute_kernel = tf.cast(kernel, x.dtype)
+                # The ops TensorFlow's own Conv2D gradient uses; Grappler fuses the filter and
+                # bias gradients into one oneDNN op, as in the stock step.
+                input_gradient = tf.raw_ops.Conv2DBackpropInput(
+                    input_sizes=tf.shape(x), filter=compute_kernel, out_backprop=conv_gradient,
+                    strides=[1, 1, 1, 1], padding="SAME")
+                kernel_gradient = tf.raw_ops.Conv2DBackpropFilter(
+                    input=x, filter_sizes=tf.shape(compute_kernel), out_backprop=conv_gradient,
+                    strides=[1, 1, 1, 1], padding="SAME")
+                bias_gradient = tf.raw_ops.BiasAddGrad(out_backprop=conv_gradient)
+                return (input_gradient, tf.cast(kernel_gradient, kernel.dtype),
+                        tf.cast(bias_gradient, bias.dtype))
+
+            return tf.nn.max_pool2d(activations, 2, 2, "SAME"), gradient
+
+        return block(x, conv.kernel.value, conv.bias.value)
+
     def logits(self, x):
         """Return the model's training-mode logits for the batch ``x``."""
         h = x
@@ -125,7 +170,7 @@ class FusedTraining:
             h = layer(h, training=True)
         h = self._first_block(h)
         for layer in self.between:
-            h = layer(h, training=True)
+            h = self._later_block(h, layer) if id(layer) in self.fused_blocks else layer(h, training=True)
         bias = tf.cast(self.dense.bias.value, h.dtype)
         # bias_add, as Keras' Dense does, so that Grappler fuses MatMul, BiasAdd and ReLU alike.
         h = self.dense.activation(tf.nn.bias_add(tf.matmul(h, self.shadow), bias))

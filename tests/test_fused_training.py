@@ -152,6 +152,27 @@ def test_first_block_gradient_is_the_exact_sum_to_float32_rounding(image, channe
         np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("image, channels", [((14, 14), 64), ((14, 14), 32), ((9, 11), 8)],
+                         ids=["conv2-shape", "32-channels", "odd-size-general-path"])
+def test_relu_pool_gradient_equals_tensorflows(image, channels):
+    """ReluPoolGrad against TensorFlow's MaxPoolGrad then ReluGrad, with ties and -0 (oneDNN's
+    ReLU output for negative inputs) forced."""
+    rng = np.random.default_rng(5)
+    values = rng.integers(-2, 4, (5, *image, channels)) / 4
+    y = np.maximum(values, 0).astype(np.float32)
+    y[values < 0] = -0.0
+    y = tf.cast(y, tf.bfloat16)
+    pooled = tf.nn.max_pool2d(y, 2, 2, "SAME")
+    upstream = tf.cast(rng.normal(0, 1, pooled.shape), tf.bfloat16)
+    routed = tf.raw_ops.MaxPoolGrad(orig_input=y, orig_output=pooled, grad=upstream, ksize=[1, 2, 2, 1],
+                                    strides=[1, 2, 2, 1], padding="SAME")
+    expected = tf.raw_ops.ReluGrad(gradients=routed, features=y)
+    got = native.ops().relu_pool_grad(y, upstream)
+    # Equal values; the sign of zero may differ (ReluGrad multiplies by 0, giving -0 for negative
+    # gradients), which no later sum can see.
+    np.testing.assert_array_equal(tf.cast(got, tf.float32), tf.cast(expected, tf.float32))
+
+
 def test_history_names_the_kernels(pattern, tmp_path):
     train, validation = pattern
     _, history = train_model(train, validation, TrainingConfig(epochs=1, precision="mixed_bfloat16"), tmp_path)

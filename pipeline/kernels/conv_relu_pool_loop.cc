@@ -1,4 +1,4 @@
-// The per-image loop of ConvReluPoolFilterGrad (see conv_relu_pool_loop.h).
+// The per-image loops of ConvReluPoolFilterGrad and ReluPoolGrad (see conv_relu_pool_loop.h).
 //
 // Channels are the innermost dimension everywhere, so the inner loops run over contiguous
 // channels and vectorise; for the model's own shape (32 channels, 5x5) the sizes are
@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 namespace {
 
@@ -18,11 +19,20 @@ inline float bf16_to_float(uint16_t h) {
   return f;
 }
 
+// The routed gradient as the caller stores it: float32 for the filter-gradient sums, or the
+// bfloat16 bits unchanged (routing only copies values, so bfloat16 output is exact).
+template <typename Out>
+inline Out from_bf16(uint16_t h);
+template <>
+inline float from_bf16<float>(uint16_t h) { return bf16_to_float(h); }
+template <>
+inline uint16_t from_bf16<uint16_t>(uint16_t h) { return h; }
+
 // One pool window's ReLU and max-pool backward for every channel: the gradient goes to the
 // window's first largest element (row-major, as TensorFlow's MaxPoolGrad), where it is positive.
-template <int64_t kChannels>
+template <int64_t kChannels, typename Out>
 inline void route_window(int64_t channels, int count, const uint16_t* const* y, const uint16_t* g,
-                         float* const* out) {
+                         Out* const* out) {
   const int64_t n = kChannels > 0 ? kChannels : channels;
   for (int64_t c = 0; c < n; ++c) {
     float best = bf16_to_float(y[0][c]);
@@ -32,17 +42,18 @@ inline void route_window(int64_t channels, int count, const uint16_t* const* y, 
       winner = value > best ? q : winner;
       best = value > best ? value : best;
     }
-    const float routed = best > 0.f ? bf16_to_float(g[c]) : 0.f;
-    for (int q = 0; q < count; ++q) out[q][c] = q == winner ? routed : 0.f;
+    const Out routed = best > 0.f ? from_bf16<Out>(g[c]) : Out(0);
+    for (int q = 0; q < count; ++q) out[q][c] = q == winner ? routed : Out(0);
   }
 }
 
 // A full 2x2 window, written out so that the channel loop vectorises.
-template <int64_t kChannels>
+template <int64_t kChannels, typename Out>
 inline void route_full_window(const uint16_t* __restrict y0, const uint16_t* __restrict y1,
                               const uint16_t* __restrict y2, const uint16_t* __restrict y3,
-                              const uint16_t* __restrict g, float* __restrict o0, float* __restrict o1,
-                              float* __restrict o2, float* __restrict o3) {
+                              const uint16_t* __restrict g, Out* __restrict o0, Out* __restrict o1,
+                              Out* __restrict o2, Out* __restrict o3) {
+#pragma GCC ivdep
   for (int64_t c = 0; c < kChannels; ++c) {
     const float v0 = bf16_to_float(y0[c]), v1 = bf16_to_float(y1[c]);
     const float v2 = bf16_to_float(y2[c]), v3 = bf16_to_float(y3[c]);
@@ -53,25 +64,53 @@ inline void route_full_window(const uint16_t* __restrict y0, const uint16_t* __r
     const float m012 = w2 ? v2 : m01;
     const bool w3 = v3 > m012;
     const float best = w3 ? v3 : m012;
-    const float routed = best > 0.f ? bf16_to_float(g[c]) : 0.f;
+    const Out routed = best > 0.f ? from_bf16<Out>(g[c]) : Out(0);
     const int winner = w3 ? 3 : (w2 ? 2 : (w1 ? 1 : 0));
-    o0[c] = winner == 0 ? routed : 0.f;
-    o1[c] = winner == 1 ? routed : 0.f;
-    o2[c] = winner == 2 ? routed : 0.f;
-    o3[c] = winner == 3 ? routed : 0.f;
+    o0[c] = winner == 0 ? routed : Out(0);
+    o1[c] = winner == 1 ? routed : Out(0);
+    o2[c] = winner == 2 ? routed : Out(0);
+    o3[c] = winner == 3 ? routed : Out(0);
   }
 }
 
+// ReLU outputs are +0, -0 (oneDNN's ReLU turns negatives into -0) or positive; with -0 mapped to
+// +0, their bfloat16 bits order like their values, so 16-bit integer compares decide the same
+// maxima and ties as float compares, and vectorise with the 16-bit output (float ones do not).
+inline uint16_t relu_order_key(uint16_t bits) { return (bits & 0x8000u) ? 0 : bits; }
+
 template <int64_t kChannels>
+inline void route_full_window_bits(const uint16_t* __restrict y0, const uint16_t* __restrict y1,
+                                   const uint16_t* __restrict y2, const uint16_t* __restrict y3,
+                                   const uint16_t* __restrict g, uint16_t* __restrict o0,
+                                   uint16_t* __restrict o1, uint16_t* __restrict o2, uint16_t* __restrict o3) {
+#pragma GCC ivdep
+  for (int64_t c = 0; c < kChannels; ++c) {
+    const uint16_t v0 = relu_order_key(y0[c]), v1 = relu_order_key(y1[c]);
+    const uint16_t v2 = relu_order_key(y2[c]), v3 = relu_order_key(y3[c]);
+    const bool w1 = v1 > v0;
+    const uint16_t m01 = w1 ? v1 : v0;
+    const bool w2 = v2 > m01;
+    const uint16_t m012 = w2 ? v2 : m01;
+    const bool w3 = v3 > m012;
+    const uint16_t best = w3 ? v3 : m012;
+    const uint16_t routed = best > 0 ? g[c] : 0;
+    o0[c] = (!w1 && !w2 && !w3) ? routed : 0;
+    o1[c] = (w1 && !w2 && !w3) ? routed : 0;
+    o2[c] = (w2 && !w3) ? routed : 0;
+    o3[c] = w3 ? routed : 0;
+  }
+}
+
+template <int64_t kChannels, typename Out>
 void route(int64_t height, int64_t width, int64_t runtime_channels, const uint16_t* y,
-           const uint16_t* pool_grad, float* conv_grad) {
+           const uint16_t* pool_grad, Out* conv_grad) {
   const int64_t channels = kChannels > 0 ? kChannels : runtime_channels;
   const int64_t pooled_width = (width + 1) / 2;
   for (int64_t i = 0; i < (height + 1) / 2; ++i) {
     for (int64_t j = 0; j < pooled_width; ++j) {
       const uint16_t* g = pool_grad + (i * pooled_width + j) * channels;
       const uint16_t* ys[4];
-      float* outs[4];
+      Out* outs[4];
       int count = 0;
       for (int64_t h = 2 * i; h < std::min(2 * i + 2, height); ++h) {
         for (int64_t w = 2 * j; w < std::min(2 * j + 2, width); ++w) {
@@ -79,10 +118,16 @@ void route(int64_t height, int64_t width, int64_t runtime_channels, const uint16
           outs[count++] = conv_grad + (h * width + w) * channels;
         }
       }
+      if constexpr (kChannels > 0 && std::is_same_v<Out, uint16_t>) {
+        if (count == 4) {
+          route_full_window_bits<kChannels>(ys[0], ys[1], ys[2], ys[3], g, outs[0], outs[1], outs[2], outs[3]);
+          continue;
+        }
+      }
       if (kChannels > 0 && count == 4) {
-        route_full_window<kChannels>(ys[0], ys[1], ys[2], ys[3], g, outs[0], outs[1], outs[2], outs[3]);
+        route_full_window<kChannels, Out>(ys[0], ys[1], ys[2], ys[3], g, outs[0], outs[1], outs[2], outs[3]);
       } else {
-        route_window<kChannels>(channels, count, ys, g, outs);
+        route_window<kChannels, Out>(channels, count, ys, g, outs);
       }
     }
   }
@@ -142,10 +187,21 @@ extern "C" void lenet_conv_relu_pool_filter_grad(int64_t height, int64_t width, 
   for (int64_t h = 0; h < height; ++h)
     for (int64_t w = 0; w < width; ++w) padded[(h + pad) * padded_width + w + pad] = bf16_to_float(x[h * width + w]);
   if (channels == 32 && k == 5) {  // the model's first layer
-    route<32>(height, width, channels, y, pool_grad, conv_grad);
+    route<32, float>(height, width, channels, y, pool_grad, conv_grad);
     accumulate_fixed<32, 5>(height, width, padded, conv_grad, kernel_grad, bias_grad);
   } else {
-    route<0>(height, width, channels, y, pool_grad, conv_grad);
+    route<0, float>(height, width, channels, y, pool_grad, conv_grad);
     accumulate_any(height, width, channels, k, padded, conv_grad, kernel_grad, bias_grad);
+  }
+}
+
+extern "C" void lenet_relu_pool_grad(int64_t height, int64_t width, int64_t channels, const uint16_t* y,
+                                     const uint16_t* pool_grad, uint16_t* conv_grad) {
+  if (channels == 64) {  // the model's second layer
+    route<64, uint16_t>(height, width, channels, y, pool_grad, conv_grad);
+  } else if (channels == 32) {
+    route<32, uint16_t>(height, width, channels, y, pool_grad, conv_grad);
+  } else {
+    route<0, uint16_t>(height, width, channels, y, pool_grad, conv_grad);
   }
 }

@@ -1,4 +1,5 @@
-// The arithmetic of ConvReluPoolFilterGrad, free of TensorFlow headers (compiled -march=native).
+// The arithmetic of ConvReluPoolFilterGrad and ReluPoolGrad, free of TensorFlow headers
+// (compiled -march=native).
 #ifndef LENET_CONV_RELU_POOL_LOOP_H_
 #define LENET_CONV_RELU_POOL_LOOP_H_
 
@@ -17,6 +18,12 @@ extern "C" {
 void lenet_conv_relu_pool_filter_grad(int64_t height, int64_t width, int64_t channels, int64_t k,
                                       const uint16_t* x, const uint16_t* y, const uint16_t* pool_grad,
                                       float* kernel_grad, float* bias_grad, float* scratch);
+
+// Writes one image's gradient at the ReLU's input, conv_grad [height][width][channels] bfloat16,
+// from y and pool_grad as above: the backward pass of ReLU and the 2x2 max pool, exactly
+// (routing copies values).
+void lenet_relu_pool_grad(int64_t height, int64_t width, int64_t channels, const uint16_t* y,
+                          const uint16_t* pool_grad, uint16_t* conv_grad);
 }
 
 #endif  // LENET_CONV_RELU_POOL_LOOP_H_

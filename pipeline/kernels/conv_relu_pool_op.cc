@@ -1,4 +1,5 @@
 // ConvReluPoolFilterGrad: the backward pass of conv (one input channel) -> ReLU -> 2x2 max pool.
+// ReluPoolGrad (below): the ReLU and max-pool part of that backward pass alone, for later layers.
 //
 // For the model's first layer oneDNN's filter-gradient kernel is slow (one input channel gives
 // its matrix units almost nothing to do), and ReluGrad and MaxPoolGrad each pass over the full
@@ -98,5 +99,47 @@ class ConvReluPoolFilterGradOp : public OpKernel {
 };
 
 REGISTER_KERNEL_BUILDER(Name("ConvReluPoolFilterGrad").Device(tensorflow::DEVICE_CPU), ConvReluPoolFilterGradOp);
+
+// ReluPoolGrad: ReluGrad and MaxPoolGrad of y = relu(...), p = max_pool(y, 2x2, stride 2, SAME)
+// in one pass, bfloat16 in and out (routing only copies values, so it is exact). Replaces
+// Eigen's bfloat16 ReluGrad and oneDNN's MaxPoolGrad, two passes over the activations.
+REGISTER_OP("ReluPoolGrad")
+    .Input("y: bfloat16")
+    .Input("pool_grad: bfloat16")
+    .Output("conv_grad: bfloat16")
+    .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      return tensorflow::OkStatus();
+    });
+
+class ReluPoolGradOp : public OpKernel {
+ public:
+  explicit ReluPoolGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& y = ctx->input(0);
+    const Tensor& pool_grad = ctx->input(1);
+    OP_REQUIRES(ctx, y.dims() == 4 && pool_grad.dims() == 4 && pool_grad.dim_size(0) == y.dim_size(0) &&
+                         pool_grad.dim_size(1) == (y.dim_size(1) + 1) / 2 &&
+                         pool_grad.dim_size(2) == (y.dim_size(2) + 1) / 2 && pool_grad.dim_size(3) == y.dim_size(3),
+                tensorflow::errors::InvalidArgument("y must be [N,H,W,C] and pool_grad [N,H/2,W/2,C], got ",
+                                                    y.shape().DebugString(), " and ",
+                                                    pool_grad.shape().DebugString()));
+    Tensor* conv_grad = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, y.shape(), &conv_grad));
+    const int64_t n = y.dim_size(0), height = y.dim_size(1), width = y.dim_size(2), channels = y.dim_size(3);
+    const int64_t image = height * width * channels, pooled = pool_grad.NumElements() / std::max<int64_t>(n, 1);
+    const auto* ys = reinterpret_cast<const uint16_t*>(y.tensor_data().data());
+    const auto* gs = reinterpret_cast<const uint16_t*>(pool_grad.tensor_data().data());
+    auto* out = reinterpret_cast<uint16_t*>(conv_grad->flat<tensorflow::bfloat16>().data());
+    auto run_images = [&](int64_t first, int64_t last) {
+      for (int64_t i = first; i < last; ++i)
+        lenet_relu_pool_grad(height, width, channels, ys + i * image, gs + i * pooled, out + i * image);
+    };
+    ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(n, image * 4, run_images);
+  }
+};
+
+REGISTER_KERNEL_BUILDER(Name("ReluPoolGrad").Device(tensorflow::DEVICE_CPU), ReluPoolGradOp);
 
 }  // namespace lenet
