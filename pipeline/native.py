@@ -8,6 +8,7 @@ changed TensorFlow, compiler or machine rebuilds it instead of loading a stale b
 
 import functools
 import hashlib
+import logging
 import os
 import platform
 import subprocess
@@ -16,6 +17,8 @@ from importlib import resources
 from pathlib import Path
 
 from pipeline.errors import PipelineError
+
+log = logging.getLogger(__name__)
 
 LIBRARY_NAME = "lenet_ops.so"
 CACHE_ENV = "LENET_KERNEL_CACHE"
@@ -103,6 +106,8 @@ def build(target: Path) -> Path:
 
     cxx = compiler()
     _compiler_version(cxx)
+    log.info("Building the fused training ops for this machine with %s into %s (once, about 20 s)",
+             cxx, target.parent)
     sources = _source_dir()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
