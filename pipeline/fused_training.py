@@ -80,10 +80,24 @@ def _is_fusable_block(conv, pool) -> bool:
             and tuple(pool_config["strides"]) == (2, 2) and pool_config["padding"] == "same")
 
 
-def _conv_relu(x, kernel, bias):
-    """Return relu(conv2d(x, kernel, SAME) + bias) in x's dtype, as Keras' Conv2D computes it."""
-    return tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, tf.cast(kernel, x.dtype), 1, "SAME"),
-                                     tf.cast(bias, x.dtype)))
+def _conv_relu_pool(x, conv, backward):
+    """Return max_pool(relu(conv2d(x) + bias)) as Keras' layers compute it, differentiated by ``backward``.
+
+    ``backward(x, kernel, bias, activations, pool_gradient)`` returns the gradients of x, kernel
+    and bias; ``activations`` are the ReLU outputs and ``pool_gradient`` is in x's dtype.
+    """
+
+    @tf.custom_gradient
+    def block(x, kernel, bias):
+        activations = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, tf.cast(kernel, x.dtype), 1, "SAME"),
+                                                tf.cast(bias, x.dtype)))
+
+        def gradient(pool_gradient):
+            return backward(x, kernel, bias, activations, tf.cast(pool_gradient, x.dtype))
+
+        return tf.nn.max_pool2d(activations, 2, 2, "SAME"), gradient
+
+    return block(x, conv.kernel.value, conv.bias.value)
 
 
 class FusedTraining:
@@ -119,49 +133,34 @@ class FusedTraining:
         self.shadow.assign(tf.cast(self.kernel.value, tf.bfloat16))
 
     def _first_block(self, x):
-        """conv1 -> ReLU -> pool1 as the layers compute it, with the fused op as its gradient."""
+        """conv1 -> ReLU -> pool1, with ConvReluPoolFilterGrad as its whole backward pass."""
         size = self.conv.kernel.shape[0]
-        ops = self.ops
 
-        @tf.custom_gradient
-        def block(x, kernel, bias):
-            activations = _conv_relu(x, kernel, bias)
+        def backward(x, kernel, bias, activations, pool_gradient):
+            kernel_gradient, bias_gradient = self.ops.conv_relu_pool_filter_grad(
+                x, activations, pool_gradient, k=size)
+            return None, kernel_gradient, bias_gradient  # the input is data: no gradient
 
-            def gradient(pool_gradient):
-                kernel_gradient, bias_gradient = ops.conv_relu_pool_filter_grad(
-                    x, activations, tf.cast(pool_gradient, x.dtype), k=size)
-                return None, kernel_gradient, bias_gradient
-
-            return tf.nn.max_pool2d(activations, 2, 2, "SAME"), gradient
-
-        return block(x, self.conv.kernel.value, self.conv.bias.value)
+        return _conv_relu_pool(x, self.conv, backward)
 
     def _later_block(self, x, conv):
         """conv -> ReLU -> 2x2 max pool, with ReluPoolGrad and oneDNN's convolution gradients."""
-        ops = self.ops
 
-        @tf.custom_gradient
-        def block(x, kernel, bias):
-            activations = _conv_relu(x, kernel, bias)
+        def backward(x, kernel, bias, activations, pool_gradient):
+            conv_gradient = self.ops.relu_pool_grad(activations, pool_gradient)
+            compute_kernel = tf.cast(kernel, x.dtype)
+            # The ops TensorFlow's own Conv2D gradient uses; Grappler fuses the filter and bias
+            # gradients into one oneDNN op, as in the stock step.
+            input_gradient = tf.raw_ops.Conv2DBackpropInput(
+                input_sizes=tf.shape(x), filter=compute_kernel, out_backprop=conv_gradient,
+                strides=[1, 1, 1, 1], padding="SAME")
+            kernel_gradient = tf.raw_ops.Conv2DBackpropFilter(
+                input=x, filter_sizes=tf.shape(compute_kernel), out_backprop=conv_gradient,
+                strides=[1, 1, 1, 1], padding="SAME")
+            bias_gradient = tf.raw_ops.BiasAddGrad(out_backprop=conv_gradient)
+            return input_gradient, tf.cast(kernel_gradient, kernel.dtype), tf.cast(bias_gradient, bias.dtype)
 
-            def gradient(pool_gradient):
-                conv_gradient = ops.relu_pool_grad(activations, tf.cast(pool_gradient, x.dtype))
-                compute_kernel = tf.cast(kernel, x.dtype)
-                # The ops TensorFlow's own Conv2D gradient uses; Grappler fuses the filter and
-                # bias gradients into one oneDNN op, as in the stock step.
-                input_gradient = tf.raw_ops.Conv2DBackpropInput(
-                    input_sizes=tf.shape(x), filter=compute_kernel, out_backprop=conv_gradient,
-                    strides=[1, 1, 1, 1], padding="SAME")
-                kernel_gradient = tf.raw_ops.Conv2DBackpropFilter(
-                    input=x, filter_sizes=tf.shape(compute_kernel), out_backprop=conv_gradient,
-                    strides=[1, 1, 1, 1], padding="SAME")
-                bias_gradient = tf.raw_ops.BiasAddGrad(out_backprop=conv_gradient)
-                return (input_gradient, tf.cast(kernel_gradient, kernel.dtype),
-                        tf.cast(bias_gradient, bias.dtype))
-
-            return tf.nn.max_pool2d(activations, 2, 2, "SAME"), gradient
-
-        return block(x, conv.kernel.value, conv.bias.value)
+        return _conv_relu_pool(x, conv, backward)
 
     def logits(self, x):
         """Return the model's training-mode logits for the batch ``x``."""

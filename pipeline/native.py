@@ -35,7 +35,7 @@ GLUES = ("fused_momentum_op.cc", "conv_relu_pool_op.cc")
 
 
 class NativeBuildError(PipelineError):
-    """The compiled op could not be built or loaded; the message says why and what to do."""
+    """The compiled ops could not be built or loaded; the message says why and what to do."""
 
 
 def cache_root() -> Path:
@@ -77,7 +77,7 @@ def _compiler_version(cxx: str) -> str:
 
 
 def library_path() -> Path:
-    """Return the path of the built op for this machine, TensorFlow and compiler (built or not)."""
+    """Return the path of the built ops for this machine, TensorFlow and compiler (built or not)."""
     import tensorflow as tf
 
     cxx = compiler()
@@ -101,11 +101,13 @@ def _run(command: list[str]) -> None:
 
 
 def build(target: Path) -> Path:
-    """Compile the ops into ``target`` (atomically: a rename puts the finished file there)."""
+    """Compile the ops into ``target`` (atomically: a rename puts the finished file there).
+
+    ``target`` comes from library_path(), which has already checked the compiler.
+    """
     import tensorflow as tf
 
     cxx = compiler()
-    _compiler_version(cxx)
     log.info("Building the fused training ops for this machine with %s into %s (once, about 20 s)",
              cxx, target.parent)
     sources = _source_dir()
@@ -132,9 +134,7 @@ def build(target: Path) -> Path:
 
 @functools.cache
 def ops():
-    """Return the loaded op module (``fused_momentum_l2_bf16``, ``conv_relu_pool_filter_grad``).
-
-    Builds it on first use.
+    """Return the loaded op module (the ops of ``pipeline/kernels``), building it on first use.
 
     Raises NativeBuildError when there is no compiler or the build or load fails.
     """

@@ -7,17 +7,12 @@
 #include "conv_relu_pool_loop.h"
 
 #include <algorithm>
-#include <cstring>
-#include <type_traits>
+
+#include "bfloat16_bits.h"
 
 namespace {
 
-inline float bf16_to_float(uint16_t h) {
-  const uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
+using lenet::bf16_to_float;
 
 // The routed gradient as the caller stores it: float32 for the filter-gradient sums, or the
 // bfloat16 bits unchanged (routing only copies values, so bfloat16 output is exact).
@@ -28,6 +23,11 @@ inline float from_bf16<float>(uint16_t h) { return bf16_to_float(h); }
 template <>
 inline uint16_t from_bf16<uint16_t>(uint16_t h) { return h; }
 
+// ReLU outputs are +0, -0 (oneDNN's ReLU turns negatives into -0) or positive; with -0 mapped to
+// +0, their bfloat16 bits order like their values, so 16-bit integer compares decide the same
+// maxima and ties as float compares, and vectorise with either output type.
+inline uint16_t relu_order_key(uint16_t bits) { return (bits & 0x8000u) ? 0 : bits; }
+
 // One pool window's ReLU and max-pool backward for every channel: the gradient goes to the
 // window's first largest element (row-major, as TensorFlow's MaxPoolGrad), where it is positive.
 template <int64_t kChannels, typename Out>
@@ -35,14 +35,14 @@ inline void route_window(int64_t channels, int count, const uint16_t* const* y, 
                          Out* const* out) {
   const int64_t n = kChannels > 0 ? kChannels : channels;
   for (int64_t c = 0; c < n; ++c) {
-    float best = bf16_to_float(y[0][c]);
+    uint16_t best = relu_order_key(y[0][c]);
     int winner = 0;
     for (int q = 1; q < count; ++q) {
-      const float value = bf16_to_float(y[q][c]);
+      const uint16_t value = relu_order_key(y[q][c]);
       winner = value > best ? q : winner;
       best = value > best ? value : best;
     }
-    const Out routed = best > 0.f ? from_bf16<Out>(g[c]) : Out(0);
+    const Out routed = best > 0 ? from_bf16<Out>(g[c]) : Out(0);
     for (int q = 0; q < count; ++q) out[q][c] = q == winner ? routed : Out(0);
   }
 }
@@ -55,49 +55,20 @@ inline void route_full_window(const uint16_t* __restrict y0, const uint16_t* __r
                               Out* __restrict o2, Out* __restrict o3) {
 #pragma GCC ivdep
   for (int64_t c = 0; c < kChannels; ++c) {
-    const float v0 = bf16_to_float(y0[c]), v1 = bf16_to_float(y1[c]);
-    const float v2 = bf16_to_float(y2[c]), v3 = bf16_to_float(y3[c]);
-    // Strictly greater replaces: ties keep the earlier element.
-    const bool w1 = v1 > v0;
-    const float m01 = w1 ? v1 : v0;
-    const bool w2 = v2 > m01;
-    const float m012 = w2 ? v2 : m01;
-    const bool w3 = v3 > m012;
-    const float best = w3 ? v3 : m012;
-    const Out routed = best > 0.f ? from_bf16<Out>(g[c]) : Out(0);
-    const int winner = w3 ? 3 : (w2 ? 2 : (w1 ? 1 : 0));
-    o0[c] = winner == 0 ? routed : Out(0);
-    o1[c] = winner == 1 ? routed : Out(0);
-    o2[c] = winner == 2 ? routed : Out(0);
-    o3[c] = winner == 3 ? routed : Out(0);
-  }
-}
-
-// ReLU outputs are +0, -0 (oneDNN's ReLU turns negatives into -0) or positive; with -0 mapped to
-// +0, their bfloat16 bits order like their values, so 16-bit integer compares decide the same
-// maxima and ties as float compares, and vectorise with the 16-bit output (float ones do not).
-inline uint16_t relu_order_key(uint16_t bits) { return (bits & 0x8000u) ? 0 : bits; }
-
-template <int64_t kChannels>
-inline void route_full_window_bits(const uint16_t* __restrict y0, const uint16_t* __restrict y1,
-                                   const uint16_t* __restrict y2, const uint16_t* __restrict y3,
-                                   const uint16_t* __restrict g, uint16_t* __restrict o0,
-                                   uint16_t* __restrict o1, uint16_t* __restrict o2, uint16_t* __restrict o3) {
-#pragma GCC ivdep
-  for (int64_t c = 0; c < kChannels; ++c) {
     const uint16_t v0 = relu_order_key(y0[c]), v1 = relu_order_key(y1[c]);
     const uint16_t v2 = relu_order_key(y2[c]), v3 = relu_order_key(y3[c]);
+    // Strictly greater replaces: ties keep the earlier element.
     const bool w1 = v1 > v0;
     const uint16_t m01 = w1 ? v1 : v0;
     const bool w2 = v2 > m01;
     const uint16_t m012 = w2 ? v2 : m01;
     const bool w3 = v3 > m012;
     const uint16_t best = w3 ? v3 : m012;
-    const uint16_t routed = best > 0 ? g[c] : 0;
-    o0[c] = (!w1 && !w2 && !w3) ? routed : 0;
-    o1[c] = (w1 && !w2 && !w3) ? routed : 0;
-    o2[c] = (w2 && !w3) ? routed : 0;
-    o3[c] = w3 ? routed : 0;
+    const Out routed = best > 0 ? from_bf16<Out>(g[c]) : Out(0);
+    o0[c] = (!w1 && !w2 && !w3) ? routed : Out(0);
+    o1[c] = (w1 && !w2 && !w3) ? routed : Out(0);
+    o2[c] = (w2 && !w3) ? routed : Out(0);
+    o3[c] = w3 ? routed : Out(0);
   }
 }
 
@@ -116,12 +87,6 @@ void route(int64_t height, int64_t width, int64_t runtime_channels, const uint16
         for (int64_t w = 2 * j; w < std::min(2 * j + 2, width); ++w) {
           ys[count] = y + (h * width + w) * channels;
           outs[count++] = conv_grad + (h * width + w) * channels;
-        }
-      }
-      if constexpr (kChannels > 0 && std::is_same_v<Out, uint16_t>) {
-        if (count == 4) {
-          route_full_window_bits<kChannels>(ys[0], ys[1], ys[2], ys[3], g, outs[0], outs[1], outs[2], outs[3]);
-          continue;
         }
       }
       if (kChannels > 0 && count == 4) {

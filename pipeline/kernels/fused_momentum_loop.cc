@@ -1,26 +1,10 @@
 // The per-element loop of FusedMomentumL2Bf16 (see fused_momentum_loop.h).
 #include "fused_momentum_loop.h"
 
-#include <cstring>
+#include "bfloat16_bits.h"
 
-namespace {
-
-inline float bf16_to_float(uint16_t h) {
-  const uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-// Round to nearest even, NaN kept quiet: what TensorFlow's float32 -> bfloat16 cast does.
-inline uint16_t float_to_bf16(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  const uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
-  return static_cast<uint16_t>(f != f ? 0x7fc0u : rounded);
-}
-
-}  // namespace
+using lenet::bf16_to_float;
+using lenet::float_to_bf16;
 
 extern "C" double lenet_fused_momentum_block(int64_t n, const uint16_t* grad_bf16,
                                              const float* w_old, float* w_new, const float* m_old,
