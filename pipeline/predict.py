@@ -4,7 +4,7 @@
     python -m pipeline.predict --model outputs/train/<id> digit.png
 
 ``--model`` is a Train artifact directory (or its ``model.keras``), or ``latest`` for the most
-recently finished training under ``--outputs`` (default: ``[paths] outputs`` of ./luigi.cfg).
+recently finished training under ``--outputs`` (default: ``[paths] outputs`` of Luigi's configuration).
 Images get the training preprocessing (grayscale, 28x28, inverted when the background is light).
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import configured_outputs, read_json
+from pipeline.artifacts import read_json
 from pipeline.errors import PipelineError
 from pipeline.preprocess import load_inputs
 
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outputs", type=Path, default=None, help="artifact root (for 'latest')")
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of text")
     args = parser.parse_args(argv)
+    from tasks.config import outputs_root as configured_outputs  # [paths] outputs, as the tasks read it
     try:
         images, names = load_inputs(args.images)
         model_path = find_model(args.model, args.outputs or configured_outputs())

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.artifacts import configured_outputs, read_json
+from pipeline.artifacts import read_json
 
 METRICS = ("test_error", "test_accuracy", "num_examples")
 
@@ -115,7 +115,7 @@ def format_diff(first: dict, second: dict, difference: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``python -m pipeline.runs {list,diff}``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--outputs", type=Path, default=None, help="artifact root (default: luigi.cfg's)")
+    parser.add_argument("--outputs", type=Path, default=None, help="artifact root (default: [paths] outputs of Luigi's configuration)")
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="one row per evaluated run")
     listing.add_argument("--sort", default="test_error", help="a metric, a parameter, 'ended' or 'run'")
@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     difference.add_argument("second")
     difference.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    from tasks.config import outputs_root as configured_outputs  # [paths] outputs, as the tasks read it
     runs = load_runs(args.outputs or configured_outputs())
     if args.command == "list":
         chosen = select_runs(runs, parse_filters(args.filter), args.sort)

@@ -1,16 +1,23 @@
 """Luigi tasks of the pipeline; ``tasks`` is what ``--module`` names.
 
     luigi --module tasks Evaluate --local-scheduler
+
+Importing it loads the project's Luigi settings (tasks/project.cfg: exit codes,
+``check_complete_on_run``), so they hold whatever directory the command starts in.
 """
 
 import warnings
 
 from luigi.parameter import UnconsumedParameterWarning
 
-from tasks.config import data, paths
-from tasks.steps import Download, Evaluate, ExtractToNpy, SplitValidation, Train
-from tasks.report import Report
-from tasks.sweep import Sweep
+from tasks.settings import load_project_config
+
+load_project_config()
+
+from tasks.config import data, paths  # noqa: E402 - the config classes read the settings above
+from tasks.report import Report  # noqa: E402
+from tasks.steps import Download, Evaluate, ExtractToNpy, SplitValidation, Train  # noqa: E402
+from tasks.sweep import Sweep  # noqa: E402
 
 # luigi.rpc reads [core] rpc-* settings directly, so Luigi's own core class calls them unused.
 warnings.filterwarnings("ignore", message=".*parameter 'rpc_", category=UnconsumedParameterWarning)
