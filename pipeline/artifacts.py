@@ -1,11 +1,17 @@
-"""Artifact directories: ids that hash their inputs, atomic creation, and ``meta.json``."""
+"""Artifact directories: ids that hash their inputs, locked atomic creation, and ``meta.json``.
 
-import configparser
+An artifact directory is complete when its ``meta.json`` is there: the staging directory gets it
+last and is then renamed into place, so a directory without one was made or changed by hand.
+``meta.json`` lists every other file with its size and sha256, for ``verify_artifact``.
+"""
+
 import contextlib
 import errno
+import fcntl
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import platform
 import shutil
@@ -16,17 +22,16 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+from typing import Callable
+
 from pipeline.errors import PipelineError
 
+log = logging.getLogger(__name__)
+
 ID_LENGTH = 12
+META_FILE = "meta.json"
 PACKAGES = ("numpy", "luigi", "tensorflow", "keras")
-
-
-def configured_outputs(config_file: Path = Path("luigi.cfg")) -> Path:
-    """Return ``[paths] outputs`` of ./luigi.cfg (or ``outputs``), for tools that run without Luigi."""
-    config = configparser.ConfigParser()
-    config.read(config_file)
-    return Path(config.get("paths", "outputs", fallback="outputs") or "outputs")
+HASH_CHUNK_BYTES = 1 << 20
 
 
 def artifact_id(step: str, params: dict, upstream: dict[str, str]) -> str:
@@ -56,6 +61,54 @@ def read_json(path: Path):
     return json.loads(Path(path).read_text())
 
 
+def sha256_of(path: Path) -> str:
+    """Return the hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_checksums(directory: Path) -> dict[str, dict]:
+    """Return {relative path: {"bytes", "sha256"}} for every file below ``directory`` but meta.json."""
+    directory = Path(directory)
+    checksums = {}
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory).as_posix()
+        if path.is_file() and relative != META_FILE:
+            checksums[relative] = {"bytes": path.stat().st_size, "sha256": sha256_of(path)}
+    return checksums
+
+
+def is_complete(directory: Path) -> bool:
+    """Return True when ``directory`` is a finished artifact (its meta.json is in place)."""
+    return os.path.isfile(os.path.join(directory, META_FILE))
+
+
+def verify_artifact(directory: Path) -> list[str]:
+    """Return one line per problem of an artifact directory: missing, altered or unlisted files."""
+    directory = Path(directory)
+    if not is_complete(directory):
+        return [f"{directory}: no {META_FILE}, so not a finished artifact (remove it; a run remakes it)"]
+    recorded = read_json(directory / META_FILE).get("checksums")
+    if recorded is None:
+        return [f"{directory}: {META_FILE} records no checksums (written by an older version; "
+                "remove it and run again)"]
+    problems = []
+    present = {path.relative_to(directory).as_posix(): path for path in directory.rglob("*") if path.is_file()}
+    for relative, expected in sorted(recorded.items()):
+        path = present.get(relative)
+        if path is None:
+            problems.append(f"{directory / relative}: missing")
+        elif path.stat().st_size != expected["bytes"] or sha256_of(path) != expected["sha256"]:
+            problems.append(f"{directory / relative}: altered (sha256 {sha256_of(path)}, "
+                            f"recorded {expected['sha256']})")
+    for relative in sorted(set(present) - set(recorded) - {META_FILE}):
+        problems.append(f"{directory / relative}: not recorded in {META_FILE} (added after the run)")
+    return problems
+
+
 def _pid_alive(pid: int) -> bool:
     """Return True when a process ``pid`` is running on this host."""
     try:
@@ -80,12 +133,72 @@ def remove_stale_temporaries(final: Path) -> None:
             shutil.rmtree(candidate, ignore_errors=True)
 
 
+def _lock_holder(handle) -> str:
+    """Return what the holder of a lock file wrote about itself."""
+    handle.seek(0)
+    return handle.read().strip() or "another process"
+
+
 @contextlib.contextmanager
-def atomic_directory(final: Path):
+def artifact_lock(final: Path, on_wait: Callable[[str], None] | None = None):
+    """Hold an exclusive lock on ``final``'s lock file (``.<name>.lock`` beside it) for the block.
+
+    ``flock`` on the outputs file system, so runs on one host and, on a shared file system whose
+    client maps flock to its own locks (Linux NFS does), runs on several hosts take turns. When
+    another process holds it, ``on_wait`` gets that holder's "host pid since" line, then this
+    blocks until the lock is free. The lock dies with its process: a killed run frees it.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / f".{final.name}.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait:
+                on_wait(_lock_holder(handle))
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{socket.gethostname()} pid {os.getpid()} since "
+                     f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def discard_unfinished(final: Path) -> bool:
+    """Remove ``final`` if it exists without being complete (moved aside first); return whether it did."""
+    final = Path(final)
+    if not final.exists() or is_complete(final):
+        return False
+    aside = final.parent / f".{final.name}.unfinished-{uuid.uuid4().hex[:6]}"
+    os.rename(final, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+    log.warning("Removed %s: it had no %s, so it was not a finished artifact", final, META_FILE)
+    return True
+
+
+def _commit(temporary: Path, final: Path, finished: Callable[[Path], bool]) -> None:
+    """Rename ``temporary`` to ``final``; if a finished ``final`` is already there, drop ``temporary``."""
+    try:
+        os.rename(temporary, final)
+    except OSError as error:
+        if error.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not finished(final):
+            raise
+        shutil.rmtree(temporary, ignore_errors=True)
+        log.info("%s is already in place (made by another run); discarded this run's copy", final)
+
+
+@contextlib.contextmanager
+def atomic_directory(final: Path, finished: Callable[[Path], bool] = os.path.isdir):
     """Yield a temporary directory that becomes ``final`` only if the block completes.
 
     On any failure the temporary directory is removed, so nothing half-written can be taken
-    for finished work. A full disk is reported with the path and what to do.
+    for finished work. When another process put a ``finished`` copy of ``final`` in place
+    meanwhile, that copy stays and this one is discarded. A full disk is reported with the path
+    and what to do.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +207,7 @@ def atomic_directory(final: Path):
     temporary.mkdir()
     try:
         yield temporary
-        os.rename(temporary, final)
+        _commit(temporary, final, finished)
     except OSError as error:
         shutil.rmtree(temporary, ignore_errors=True)
         if error.errno == errno.ENOSPC:
@@ -126,7 +239,10 @@ class RunClock:
 
 def write_meta(directory: Path, step: str, identity: str, params: dict, upstream: dict,
                clock: RunClock, extra: dict | None = None) -> None:
-    """Write ``meta.json``: what made this artifact, with which versions, when and how long."""
+    """Write ``meta.json``: what made this artifact, with which versions, when and how long.
+
+    Written last: it lists every other file of ``directory`` with its size and sha256.
+    """
     meta = {
         "step": step,
         "artifact_id": identity,
@@ -137,5 +253,6 @@ def write_meta(directory: Path, step: str, identity: str, params: dict, upstream
         "command": sys.argv,
         **clock.as_dict(),
         **(extra or {}),
+        "checksums": file_checksums(directory),
     }
-    write_json(Path(directory) / "meta.json", meta)
+    write_json(Path(directory) / META_FILE, meta)

@@ -2,10 +2,12 @@
 
 import logging
 import sys
+from pathlib import Path
 
 import luigi
 
-from pipeline.artifacts import RunClock, artifact_id, atomic_directory, write_meta
+from pipeline.artifacts import (RunClock, artifact_id, artifact_lock, atomic_directory, discard_unfinished,
+                                is_complete, write_meta)
 from pipeline.errors import PipelineError
 from pipeline.runlog import attach_run_log
 from tasks.config import outputs_root
@@ -19,6 +21,10 @@ class ArtifactTask(luigi.Task):
     Subclasses set ``step``, list what identifies their result in ``identity_params()`` and
     write their files in ``produce(staging_dir)``; the base writes ``meta.json`` and renames the
     staging directory into place only when everything succeeded.
+
+    Runs that share an outputs root (two cron jobs, Evaluate and Report at once, workers on
+    several hosts) take turns per artifact: ``run()`` holds the artifact's lock file, and a run
+    that waited finds the artifact finished and skips it, so no step is computed twice at once.
     """
 
     step = "artifact"
@@ -28,9 +34,10 @@ class ArtifactTask(luigi.Task):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.validate()
+        # Computed once: what identifies the result when the task was created is what it makes.
+        self.identity = self.identity_params()
         self.artifact_id = artifact_id(
-            self.step, {**self.identity_params(), "code_version": self.code_version},
-            self.upstream_ids(),
+            self.step, {**self.identity, "code_version": self.code_version}, self.upstream_ids(),
         )
         # The Luigi task id carries the artifact id, so a scheduler shared by runs with
         # different [data] settings never confuses their tasks.
@@ -63,6 +70,10 @@ class ArtifactTask(luigi.Task):
     def output(self):
         return luigi.LocalTarget(str(outputs_root() / self.step / self.artifact_id))
 
+    def complete(self):
+        # A directory without its meta.json was not made by a finished run.
+        return is_complete(self.output().path)
+
     def produce(self, staging) -> dict | None:
         """Write this step's files into ``staging``; return extra facts for ``meta.json``."""
         raise NotImplementedError
@@ -72,13 +83,26 @@ class ArtifactTask(luigi.Task):
 
     def run(self):
         attach_run_log(outputs_root())
-        clock = RunClock()
-        with atomic_directory(self.output().path) as staging:
-            extra = self.produce(staging)
-            write_meta(staging, self.step, self.artifact_id, self.identity_params(),
-                       self.upstream_ids(), clock, extra)
-        log.info("%s wrote %s", self.get_task_family(), self.output().path)
-        self.after_commit()
+        final = Path(self.output().path)
+        with artifact_lock(final, on_wait=self._report_wait):
+            if self.complete():
+                log.info("%s %s was finished by another run meanwhile; nothing to do",
+                         self.get_task_family(), final)
+                return
+            discard_unfinished(final)
+            clock = RunClock()
+            with atomic_directory(final, finished=is_complete) as staging:
+                extra = self.produce(staging)
+                write_meta(staging, self.step, self.artifact_id, self.identity,
+                           self.upstream_ids(), clock, extra)
+            log.info("%s wrote %s", self.get_task_family(), final)
+            self.after_commit()
+
+    def _report_wait(self, holder: str) -> None:
+        """Say that another run holds this artifact's lock, in the log and on the scheduler."""
+        log.info("%s %s is being made by another run (%s); waiting for it",
+                 self.get_task_family(), self.output().path, holder)
+        self.set_status_message(f"waiting for another run ({holder}) to finish this step")
 
 
 @ArtifactTask.event_handler(luigi.Event.FAILURE)
