@@ -1,6 +1,8 @@
 """Fetching the four IDX files from mirrors, a URL prefix or a local directory, verified."""
 
+import functools
 import hashlib
+import http.client
 import logging
 import shutil
 import ssl
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline import idx
+from pipeline.artifacts import sha256_of
 from pipeline.datasets import FILE_NAMES, DatasetInfo, FileFingerprint
 from pipeline.errors import ConfigError, DataError, SourceError
 
@@ -51,6 +54,35 @@ def resolve_sources(dataset: DatasetInfo, source: str) -> list[str]:
     return [str(directory.resolve())]
 
 
+def local_file_checksums(directory: str) -> dict[str, str]:
+    """Return {file name: sha256 of the .gz} for the four files of a local source directory.
+
+    What identifies a ``custom`` data set: its content, not its path, so files replaced in place
+    give new artifacts and an unchanged copy elsewhere gives the same ones.
+    """
+    checksums = {}
+    for name in FILE_NAMES.values():
+        path = Path(directory) / name
+        try:
+            checksums[name] = _cached_sha256(str(path), *_stat_key(path))
+        except FileNotFoundError:
+            raise ConfigError(f"{path} does not exist: the source directory must hold all four .gz files "
+                              f"({', '.join(FILE_NAMES.values())}).") from None
+    return checksums
+
+
+def _stat_key(path: Path) -> tuple[int, int, int]:
+    """Return what changes when a file is rewritten: inode, size and modification time."""
+    stat = path.stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_sha256(path: str, inode: int, size: int, mtime_ns: int) -> str:
+    """Return a file's sha256, computed once per process for an unchanged file."""
+    return sha256_of(Path(path))
+
+
 def _fetch_url(url: str, target: Path, on_progress: ProgressCallback | None) -> None:
     """Stream ``url`` to ``target``, raising TransientError for what a retry may cure."""
     request = urllib.request.Request(url, headers={"User-Agent": "lenet-luigi-pipeline"})
@@ -70,11 +102,14 @@ def _fetch_url(url: str, target: Path, on_progress: ProgressCallback | None) -> 
         if error.code >= 500 or error.code == 429:
             raise TransientError(f"HTTP {error.code}") from None
         raise SourceError(f"HTTP {error.code} {error.reason}") from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+    except (urllib.error.URLError, TimeoutError, ConnectionError, ssl.SSLError) as error:
         reason = getattr(error, "reason", error)
         if isinstance(reason, ssl.SSLCertVerificationError):
             raise SourceError(f"TLS certificate rejected: {reason}") from None
-        raise TransientError(str(reason)) from None
+        raise TransientError(f"{type(reason).__name__}: {reason}") from None
+    except http.client.HTTPException as error:
+        # IncompleteRead (a chunked body cut short), BadStatusLine, RemoteDisconnected and kin.
+        raise TransientError(f"{type(error).__name__}: {error!r}") from None
     if total is not None and received != total:
         raise TransientError(f"connection closed after {received} of {total} bytes")
 

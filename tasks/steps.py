@@ -33,6 +33,7 @@ class Download(ArtifactTask):
     """Fetch the four .gz IDX files and verify them (``synthetic`` generates them instead)."""
 
     step = "download"
+    code_version = 2  # 2: meta.json lists checksums; custom data keyed by content
 
     def validate(self):
         from pipeline.download import resolve_sources
@@ -46,9 +47,13 @@ class Download(ArtifactTask):
         # A pinned data set is identified by its checksums, so where it came from does not matter.
         if dataset.is_pinned or dataset.name == "synthetic":
             return {"dataset": dataset.name}
-        from pipeline.download import resolve_sources
+        from pipeline.download import local_file_checksums, resolve_sources
 
-        return {"dataset": dataset.name, "source": resolve_sources(dataset, data().source)[0]}
+        source = resolve_sources(dataset, data().source)[0]
+        if source.startswith(("http://", "https://")):
+            # Content behind a URL is unknown until fetched: the URL stands for it (see README).
+            return {"dataset": dataset.name, "source": source}
+        return {"dataset": dataset.name, "gz_sha256": local_file_checksums(source)}
 
     def produce(self, staging):
         from pipeline import download, synthetic
@@ -70,6 +75,12 @@ class Download(ArtifactTask):
 
             files = download.fetch_dataset(dataset, data().source, staging, report)
             bars.close()
+            expected = self.identity.get("gz_sha256")
+            if expected and expected != {record["file"]: record["gz_sha256"] for record in files}:
+                from pipeline.errors import DataError
+
+                raise DataError(f"The files in {data().source} changed while they were being copied; "
+                                "run again once they are in place.")
         return {"files": files}
 
 
@@ -119,6 +130,7 @@ class Train(ArtifactTask):
     """Train the model with the original schedule; resumes from its last epoch checkpoint."""
 
     step = "train"
+    code_version = 2  # 2: one learning rate per epoch; checkpoints hold the whole training state
     epochs = luigi.IntParameter(default=10)
     batch_size = luigi.IntParameter(default=64)
     learning_rate = luigi.FloatParameter(default=0.01)
@@ -161,18 +173,25 @@ class Train(ArtifactTask):
         return outputs_root() / self.step / f"{self.artifact_id}.incomplete"
 
     def produce(self, staging):
+        from pipeline.tensorflow_runtime import import_tensorflow
+
+        import_tensorflow()
         from pipeline.progress import ConsoleProgress
         from pipeline.training import TENSORBOARD_DIR, train_model
 
         config = self.training_config()
+        # While training, the events are in the checkpoint directory; after_commit points here
+        # to their final place, since the checkpoint directory is removed.
         self.set_tracking_url(self.tensorboard_url or (self.checkpoint_dir() / TENSORBOARD_DIR).as_uri())
         self._progress = ConsoleProgress("Train")
-        # Handed over unnamed, so the training set's pages can be released once on the device.
-        model, history = train_model(
-            tuple(_load_arrays(self.input().path, "train_images", "train_labels")),
-            tuple(_load_arrays(self.input().path, "validation_images", "validation_labels")),
-            config, self.checkpoint_dir(), self._report_epoch, self._report_step)
-        self._progress.close()
+        try:
+            # Handed over unnamed, so the training set's pages can be released once on the device.
+            model, history = train_model(
+                tuple(_load_arrays(self.input().path, "train_images", "train_labels")),
+                tuple(_load_arrays(self.input().path, "validation_images", "validation_labels")),
+                config, self.checkpoint_dir(), self._report_epoch, self._report_step)
+        finally:
+            self._progress.close()
         model.save(Path(staging) / "model.keras")
         # A TF SavedModel beside it, for TensorFlow Serving (signature 'serve': pixels -> logits).
         model.export(str(Path(staging) / "saved_model"), verbose=False)
@@ -208,6 +227,10 @@ class Train(ArtifactTask):
             f"{1000 * self.batch_size / progress['ms_per_step']:.0f} images/s")
 
     def after_commit(self):
+        from pipeline.training import TENSORBOARD_DIR
+
+        if not self.tensorboard_url:
+            self.set_tracking_url((Path(self.output().path) / TENSORBOARD_DIR).as_uri())
         shutil.rmtree(self.checkpoint_dir(), ignore_errors=True)
 
 
@@ -234,6 +257,9 @@ class Evaluate(ArtifactTask):
         return {"model": Train(**self.train_overrides), "data": ExtractToNpy()}
 
     def produce(self, staging):
+        from pipeline.tensorflow_runtime import import_tensorflow
+
+        import_tensorflow()
         import keras
         import numpy as np
 
