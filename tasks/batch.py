@@ -23,10 +23,12 @@ from pathlib import Path
 
 import luigi
 import luigi.retcodes
+from luigi.cmdline_parser import CmdlineParser
 
 from pipeline.artifacts import read_json, write_json
 from pipeline.runlog import append_log_file
 from tasks.base import ArtifactTask
+from tasks.config import outputs_root
 
 DEFAULT_ARGS = ["Evaluate", "--local-scheduler"]
 LOG_NAME = "scheduled-runs.log"
@@ -34,13 +36,12 @@ LOGGERS = ("luigi-interface", "luigi", "pipeline", "tasks")
 
 
 def outputs_from(argv: list[str]) -> Path:
-    """Return the outputs root a command line will use (its --paths-outputs, else luigi.cfg)."""
-    for index, arg in enumerate(argv):
-        if arg == "--paths-outputs" and index + 1 < len(argv):
-            return Path(argv[index + 1]).expanduser().resolve()
-        if arg.startswith("--paths-outputs="):
-            return Path(arg.split("=", 1)[1]).expanduser().resolve()
-    return Path(luigi.configuration.get_config().get("paths", "outputs", "outputs")).expanduser().resolve()
+    """Return the outputs root a command line will use, as Luigi resolves ``[paths] outputs`` for it."""
+    try:
+        with CmdlineParser.global_instance(["--module", "tasks", *argv]):
+            return outputs_root()
+    except SystemExit:  # an unparsable command line: Luigi reports it when the run starts
+        return outputs_root()
 
 
 @contextlib.contextmanager
@@ -64,40 +65,62 @@ def job_lock(outputs: Path, argv: list[str]):
 
 
 class RunRecorder:
-    """Collects which tasks ran, were already complete or failed, through Luigi's events."""
+    """Collects which tasks ran, were already complete or failed, through Luigi's events.
 
-    def __init__(self):
-        self.ran, self.complete, self.failed = [], [], []
-        self.evaluations = []
+    With ``--workers N`` Luigi runs tasks in forked processes, and their SUCCESS and FAILURE
+    events fire there, so every event is appended as a JSON line to ``events_path``, which the
+    parent reads back when the run is over.
+    """
+
+    def __init__(self, events_path: Path):
+        self.events_path = Path(events_path)
 
     def install(self):
         luigi.Task.event_handler(luigi.Event.SUCCESS)(self._success)
         luigi.Task.event_handler(luigi.Event.DEPENDENCY_PRESENT)(self._present)
         luigi.Task.event_handler(luigi.Event.FAILURE)(self._failure)
+        luigi.Task.event_handler(luigi.Event.PROCESS_FAILURE)(self._failure)
+        luigi.Task.event_handler(luigi.Event.TIMEOUT)(self._failure)
+
+    def _append(self, kind: str, task, **facts) -> None:
+        record = {"kind": kind, "task": str(task), **facts}
+        if isinstance(task, ArtifactTask) and task.step == "evaluate":
+            record["metrics_path"] = str(Path(task.output().path) / "metrics.json")
+        # One write per line on an O_APPEND file: lines from several processes never interleave.
+        with open(self.events_path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
 
     def _success(self, task):
-        self.ran.append(str(task))
-        self._note_evaluation(task)
+        self._append("ran", task)
 
     def _present(self, task):
-        self.complete.append(str(task))
-        self._note_evaluation(task)
+        self._append("complete", task)
 
-    def _failure(self, task, exception):
-        self.failed.append({"task": str(task), "error": str(exception)})
+    def _failure(self, task, error):
+        self._append("failed", task, error=str(error))
 
-    def _note_evaluation(self, task):
-        if isinstance(task, ArtifactTask) and task.step == "evaluate":
-            self.evaluations.append(Path(task.output().path) / "metrics.json")
+    def events(self) -> list[dict]:
+        """Return every recorded event, in the order they happened."""
+        if not self.events_path.is_file():
+            return []
+        return [json.loads(line) for line in self.events_path.read_text().splitlines() if line]
 
-    def metrics(self) -> dict:
-        """Return the headline metrics of every evaluation this run produced or found."""
-        found = {}
-        for path in self.evaluations:
-            if path.is_file():
-                metrics = read_json(path)
-                found[str(path)] = {key: metrics[key] for key in ("test_error", "test_accuracy", "num_examples")}
-        return found
+    def summary(self) -> dict:
+        """Return the tasks that ran, were complete and failed, and the metrics of the evaluations."""
+        events = self.events()
+        metrics = {}
+        for event in events:
+            path = event.get("metrics_path")
+            if path and event["kind"] != "failed" and Path(path).is_file():
+                found = read_json(path)
+                metrics[path] = {key: found[key] for key in ("test_error", "test_accuracy", "num_examples")}
+        return {
+            "ran": [event["task"] for event in events if event["kind"] == "ran"],
+            "already_complete": [event["task"] for event in events if event["kind"] == "complete"],
+            "failed": [{"task": event["task"], "error": event["error"]} for event in events
+                       if event["kind"] == "failed"],
+            "metrics": metrics,
+        }
 
 
 def run_batch(argv: list[str]) -> int:
@@ -105,7 +128,7 @@ def run_batch(argv: list[str]) -> int:
     argv = list(argv) or list(DEFAULT_ARGS)
     outputs = outputs_from(argv)
     outputs.mkdir(parents=True, exist_ok=True)
-    with luigi.cmdline_parser.CmdlineParser.global_instance(["Evaluate"]):
+    with CmdlineParser.global_instance(["Evaluate"]):
         codes = luigi.retcodes.retcode()
     with job_lock(outputs, argv) as (acquired, holder):
         if not acquired:
@@ -113,9 +136,13 @@ def run_batch(argv: list[str]) -> int:
                   f"{codes.already_running}.", file=sys.stderr)
             return codes.already_running
         handler = append_log_file(outputs / LOG_NAME, LOGGERS)
-        recorder = RunRecorder()
+        runs = outputs / "runs"
+        runs.mkdir(exist_ok=True)
+        started = datetime.now(timezone.utc)
+        name = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}"
+        recorder = RunRecorder(runs / f".{name}.events.jsonl")
         recorder.install()
-        started, clock = datetime.now(timezone.utc), time.monotonic()
+        clock = time.monotonic()
         logging.getLogger("tasks").info("Scheduled run started: %s", " ".join(argv))
         try:
             luigi.retcodes.run_with_retcodes(["--module", "tasks", *argv])
@@ -128,15 +155,11 @@ def run_batch(argv: list[str]) -> int:
             "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "duration_s": round(time.monotonic() - clock, 3),
             "exit_code": code,
-            "ran": recorder.ran,
-            "already_complete": recorder.complete,
-            "failed": recorder.failed,
-            "metrics": recorder.metrics(),
+            **recorder.summary(),
         }
-        runs = outputs / "runs"
-        runs.mkdir(exist_ok=True)
-        path = runs / f"{started.strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}.json"
+        path = runs / f"{name}.json"
         write_json(path, summary)
+        recorder.events_path.unlink(missing_ok=True)
         logging.getLogger("tasks").info("Scheduled run ended with exit code %d; summary %s", code, path)
         handler.close()
         print(f"Run summary: {path} (exit code {code})")
