@@ -30,9 +30,9 @@ EpochCallback = Callable[[dict], None]
 StepCallback = Callable[[dict], None]
 
 
-def make_optimizer(config: TrainingConfig, train_size: int) -> keras.optimizers.Optimizer:
-    """Return momentum SGD on the staircase schedule, loss-scaled for float16."""
-    schedule = keras_schedule(config.learning_rate, config.decay_rate, train_size, config.batch_size)
+def make_optimizer(config: TrainingConfig, epoch_steps: int) -> keras.optimizers.Optimizer:
+    """Return momentum SGD on the staircase schedule (one rate per epoch), loss-scaled for float16."""
+    schedule = keras_schedule(config.learning_rate, config.decay_rate, epoch_steps)
     optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=config.momentum)
     if config.precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -67,8 +67,28 @@ def error_rate(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> fl
     return float(100.0 * np.mean(predict_labels(model, images) != labels))
 
 
+def training_state(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> dict:
+    """Return every variable that decides the rest of a run, keyed by its Keras path.
+
+    The weights, the optimizer's step, momentum slots (and loss scale), and the dropout layer's
+    seed-generator state: with all of them restored, a resumed run continues bit for bit as an
+    uninterrupted one. Keyed by layer and variable name (Keras' paths carry per-process counters
+    such as ``sgd_1``), so a restore matches each value to its own variable, not by position.
+    """
+    named = [(f"{layer.name}/{variable.name}", variable) for layer in model.layers for variable in layer.variables]
+    named += [(f"optimizer/{variable.name}", variable) for variable in optimizer.variables]
+    state = {}
+    for key, variable in named:
+        if key in state and state[key] is not variable:
+            raise ValueError(f"two training variables share the name {key!r}")
+        state[key] = variable
+    return state
+
+
 class Checkpoints:
-    """Per-epoch checkpoints in a work directory: weights, optimizer slots, history, position."""
+    """Per-epoch checkpoints in a work directory: the training state, the history and the position."""
+
+    STATE_PREFIX = "state"
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
@@ -82,21 +102,51 @@ class Checkpoints:
         """Write the state after ``epoch`` atomically, then drop older checkpoints."""
         final = self.directory / f"{CHECKPOINT_PREFIX}{epoch:04d}"
         with atomic_directory(final) as staging:
-            model.save_weights(staging / "model.weights.h5")
-            np.savez(staging / "optimizer.npz", *[v.numpy() for v in optimizer.variables])
+            tf.train.Checkpoint(variables=training_state(model, optimizer)).write(
+                str(staging / self.STATE_PREFIX))
             write_json(staging / "state.json", {"epoch": epoch, "history": history})
         for older in self.directory.glob(f"{CHECKPOINT_PREFIX}*"):
             if older != final:
                 shutil.rmtree(older, ignore_errors=True)
 
     def restore(self, checkpoint: Path, model, optimizer) -> tuple[int, list]:
-        """Load ``checkpoint`` into the model and optimizer; return (epochs done, history)."""
-        model.load_weights(checkpoint / "model.weights.h5")
-        with np.load(checkpoint / "optimizer.npz") as saved:
-            for index, variable in enumerate(optimizer.variables):
-                variable.assign(saved[f"arr_{index}"])
+        """Load ``checkpoint`` into the model and optimizer; return (epochs done, history).
+
+        Every saved value must find its variable and every variable its value, or this raises.
+        """
+        tf.train.Checkpoint(variables=training_state(model, optimizer)).read(
+            str(checkpoint / self.STATE_PREFIX)).assert_consumed()
         state = read_json(checkpoint / "state.json")
         return state["epoch"], state["history"]
+
+
+def purge_events_after(directory: Path, step: int) -> int:
+    """Drop TensorBoard events past ``step`` from the event files in ``directory``; return how many.
+
+    A run killed mid-epoch wrote scalars past its last checkpoint; the resumed run writes those
+    steps again, and TensorBoard would show both. Each file is rewritten atomically; a record
+    cut short by the kill ends the file.
+    """
+    dropped = 0
+    for path in sorted(Path(directory).glob("events.out.tfevents.*")):
+        kept, count = [], 0
+        try:
+            for record in tf.data.TFRecordDataset(str(path)):
+                count += 1
+                event = tf.compat.v1.Event.FromString(record.numpy())
+                if event.step <= step:
+                    kept.append(record.numpy())
+        except tf.errors.DataLossError:
+            log.info("%s ends in a record cut short; dropped it", path)
+        if len(kept) == count:
+            continue
+        dropped += count - len(kept)
+        temporary = path.with_name(f".{path.name}.purging")
+        with tf.io.TFRecordWriter(str(temporary)) as writer:
+            for record in kept:
+                writer.write(record)
+        temporary.replace(path)
+    return dropped
 
 
 def _make_train_chunk(model, optimizer, config: TrainingConfig, strategy, kernels: str):
@@ -229,7 +279,7 @@ class Trainer:
         keras.utils.set_random_seed(config.seed)
         with self.strategy.scope():
             self.model = make_model(dropout=config.dropout, dtype_policy=precision)
-            self.optimizer = make_optimizer(config, self.train_size)
+            self.optimizer = make_optimizer(config, self.steps_per_epoch)
             self.optimizer.build(self.model.trainable_variables)
         # The uint8 training set goes to the device once; each epoch only sends a permutation.
         self.images = tf.convert_to_tensor(train[0])
@@ -267,6 +317,7 @@ class Trainer:
         """
         config, steps = self.config, self.steps_per_epoch
         epoch_start = time.monotonic()
+        # The schedule gives every step of an epoch the same rate: the one in force now.
         learning_rate = self.learning_rate()
         order = self.epoch_order(epoch)
         step_in_epoch, loss_total = 0, 0.0
@@ -322,6 +373,9 @@ def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarr
     if (checkpoint := checkpoints.latest()) is not None:
         first_epoch, history = checkpoints.restore(checkpoint, trainer.model, trainer.optimizer)
         log.info("Resuming training from %s (epoch %d of %d done)", checkpoint, first_epoch, config.epochs)
+    dropped = purge_events_after(Path(work_dir) / TENSORBOARD_DIR, first_epoch * trainer.steps_per_epoch)
+    if dropped:
+        log.info("Dropped %d TensorBoard events written after the last checkpoint", dropped)
     writer = tf.summary.create_file_writer(str(Path(work_dir) / TENSORBOARD_DIR))
 
     def write_scalars(step: int, scalars: dict) -> None:
