@@ -1,41 +1,52 @@
-"""Console progress bars for long steps: drawn only when stderr is a terminal, silent in logs and cron."""
+"""Console progress bars for long steps (tqdm): drawn only when stderr is a terminal, silent in logs and cron.
 
+While a bar is shown, the console log handlers of the pipeline's, Luigi's and the root logger
+print through ``tqdm.write`` (``logging_redirect_tqdm``), which lifts the bar, writes the line
+and redraws the bar below it: a log line never lands on the bar's line.
+"""
+
+import logging
 import sys
-import time
+
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+CONSOLE_LOGGERS = ("", "luigi-interface", "luigi", "pipeline", "tasks")
+STEPS = 1000
 
 
 class ConsoleProgress:
-    """One self-overwriting line, ``label [#####.....]  45%  detail``, at most 10 redraws a second."""
+    """One bar, ``label  45%|#####     | detail``, at most 10 redraws a second."""
 
-    def __init__(self, label: str, stream=None, width: int = 30):
+    def __init__(self, label: str, stream=None):
         self.label = label
         self.stream = stream or sys.stderr
-        self.width = width
         self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._last_draw = 0.0
-        self._drawn = False
+        self._bar = None
+        self._redirect = None
 
-    def update(self, fraction: float, detail: str = "", force: bool = False) -> None:
-        """Redraw the bar at ``fraction`` (0..1) with a short ``detail`` text."""
+    def _start(self) -> None:
+        self._redirect = logging_redirect_tqdm(loggers=[logging.getLogger(name) for name in CONSOLE_LOGGERS])
+        self._redirect.__enter__()
+        self._bar = tqdm(total=STEPS, desc=self.label, file=self.stream, mininterval=0.1, leave=True,
+                         dynamic_ncols=True, bar_format="{desc} {percentage:3.0f}%|{bar}| {postfix}")
+
+    def update(self, fraction: float, detail: str = "") -> None:
+        """Move the bar to ``fraction`` (0..1) with a short ``detail`` text."""
         if not self.enabled:
             return
-        now = time.monotonic()
-        if not force and now - self._last_draw < 0.1 and fraction < 1:
-            return
-        self._last_draw = now
-        fraction = min(max(fraction, 0.0), 1.0)
-        filled = round(self.width * fraction)
-        bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {100 * fraction:3.0f}%  {detail}\033[K")
-        self.stream.flush()
-        self._drawn = True
+        if self._bar is None:
+            self._start()
+        target = round(STEPS * min(max(fraction, 0.0), 1.0))
+        self._bar.set_postfix_str(detail, refresh=False)
+        self._bar.update(target - self._bar.n)
 
     def close(self) -> None:
-        """End the bar's line so later output starts on a fresh one."""
-        if self.enabled and self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False
+        """End the bar's line and give the console back to the log handlers."""
+        if self._bar is not None:
+            self._bar.close()
+            self._redirect.__exit__(None, None, None)
+            self._bar = self._redirect = None
 
 
 class PerFileProgress:
@@ -51,7 +62,7 @@ class PerFileProgress:
         if name != self._name:
             self.close()
             self._name, self._bar = name, ConsoleProgress(f"{self.prefix} {name}", self.stream)
-        self._bar.update(received / total if total else 0.0, f"{received:,} bytes", force=received == total)
+        self._bar.update(received / total if total else 0.0, f"{received:,} bytes")
 
     def close(self) -> None:
         """End the current file's bar."""

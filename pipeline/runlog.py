@@ -29,6 +29,11 @@ def append_log_file(path: Path, loggers=LOGGERS) -> logging.FileHandler:
     return handler
 
 
+def _is_console_handler(handler: logging.Handler) -> bool:
+    """Return True for a handler that writes to a stream rather than a file."""
+    return isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+
+
 def attach_run_log(outputs: Path) -> Path:
     """Send the pipeline's, tasks' and Luigi's log records to ``outputs/pipeline.log`` (appended).
 
@@ -36,13 +41,17 @@ def attach_run_log(outputs: Path) -> Path:
     configured one.
     """
     path = Path(append_log_file(Path(outputs) / LOG_FILE_NAME).baseFilename)
+    # absl (under TensorFlow) gives the root logger a console handler the first time it logs, and
+    # Luigi's records would then be printed twice: once by Luigi's own handler, once by the root's.
+    interface = logging.getLogger("luigi-interface")
+    if any(_is_console_handler(handler) for handler in interface.handlers):
+        interface.propagate = False
     # Task-level messages are printed by the tasks themselves, so they stay out of the root
     # logger's console handler (which TensorFlow's absl may install); only the library's progress
     # (training lines) needs a console handler of its own.
     logging.getLogger("tasks").propagate = False
     library = logging.getLogger("pipeline")
-    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
-               for h in library.handlers):
+    if not any(_is_console_handler(handler) for handler in library.handlers):
         console = logging.StreamHandler()
         console.setFormatter(logging.Formatter(FORMAT))
         library.addHandler(console)
