@@ -5,13 +5,13 @@ import logging
 import numpy as np
 import pytest
 
-tf = pytest.importorskip("tensorflow")
+import tensorflow as tf
 
-from pipeline import native, synthetic  # noqa: E402
-from pipeline.config import TrainingConfig  # noqa: E402
-from pipeline.errors import ConfigError, PipelineError  # noqa: E402
-from pipeline.fused_training import choose_kernels  # noqa: E402
-from pipeline.training import Trainer, train_model  # noqa: E402
+from pipeline import native, synthetic
+from pipeline.config import TrainingConfig
+from pipeline.errors import ConfigError, PipelineError
+from pipeline.fused_training import choose_kernels
+from pipeline.training import Trainer, train_model
 
 LR, MOMENTUM, DECAY = 0.01, 0.9, 5e-4
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
+import keras
 
-from pipeline.model import make_model, weight_decay_variables  # noqa: E402
+from pipeline.model import make_model, weight_decay_variables
 
 
 def test_trainable_parameter_count_is_the_original():

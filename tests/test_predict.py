@@ -91,7 +91,8 @@ def test_corrupt_image_fails_with_message_and_exit_code(trained, tmp_path):
 
 @pytest.mark.slow
 def test_savedmodel_is_exported_beside_the_keras_model(trained):
-    tf = pytest.importorskip("tensorflow")
+    import tensorflow as tf
+
     (train_dir,) = [path for path in (trained / "train").iterdir() if path.name.isalnum()]
     assert (train_dir / "model.keras").is_file()
     served = tf.saved_model.load(str(train_dir / "saved_model"))

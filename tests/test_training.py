@@ -3,11 +3,9 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
-
-from pipeline import synthetic  # noqa: E402
-from pipeline.config import TrainingConfig  # noqa: E402
-from pipeline.training import Checkpoints, error_rate, train_model  # noqa: E402
+from pipeline import synthetic
+from pipeline.config import TrainingConfig
+from pipeline.training import Checkpoints, error_rate, train_model
 
 
 @pytest.fixture(scope="module")
