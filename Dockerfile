@@ -2,9 +2,9 @@
 # `docker run --rm -v "$PWD/outputs:/app/outputs" lenet-luigi`.
 FROM python:3.11.11-slim-bookworm
 
+# TF_CPP_MIN_LOG_LEVEL stays unset: the tasks then filter TensorFlow's C++ start-up lines themselves.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    TF_CPP_MIN_LOG_LEVEL=2 \
     PIP_NO_CACHE_DIR=1 \
     LENET_KERNEL_CACHE=/app/kernels
 

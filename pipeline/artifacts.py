@@ -139,6 +139,16 @@ def _lock_holder(handle) -> str:
     return handle.read().strip() or "another process"
 
 
+def _same_file(handle, path: Path) -> bool:
+    """Return True when the open ``handle`` is still the file at ``path`` (not removed or replaced)."""
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(handle.fileno())
+    return (current.st_ino, current.st_dev) == (opened.st_ino, opened.st_dev)
+
+
 @contextlib.contextmanager
 def artifact_lock(final: Path, on_wait: Callable[[str], None] | None = None):
     """Hold an exclusive lock on ``final``'s lock file (``.<name>.lock`` beside it) for the block.
@@ -146,17 +156,26 @@ def artifact_lock(final: Path, on_wait: Callable[[str], None] | None = None):
     ``flock`` on the outputs file system, so runs on one host and, on a shared file system whose
     client maps flock to its own locks (Linux NFS does), runs on several hosts take turns. When
     another process holds it, ``on_wait`` gets that holder's "host pid since" line, then this
-    blocks until the lock is free. The lock dies with its process: a killed run frees it.
+    blocks until the lock is free. The lock dies with its process: a killed run frees it. The
+    holder removes the file before it lets go, so a waiter that then gets the lock of a removed
+    file opens the path again.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    with open(final.parent / f".{final.name}.lock", "a+") as handle:
+    path = final.parent / f".{final.name}.lock"
+    while True:
+        handle = open(path, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             if on_wait:
                 on_wait(_lock_holder(handle))
+                on_wait = None
             fcntl.flock(handle, fcntl.LOCK_EX)
+        if _same_file(handle, path):
+            break
+        handle.close()
+    with handle:
         handle.seek(0)
         handle.truncate()
         handle.write(f"{socket.gethostname()} pid {os.getpid()} since "
@@ -165,7 +184,22 @@ def artifact_lock(final: Path, on_wait: Callable[[str], None] | None = None):
         try:
             yield
         finally:
+            path.unlink(missing_ok=True)
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def lock_holder(final: Path) -> str | None:
+    """Return who holds ``final``'s lock ("host pid since") right now, or None when nobody does."""
+    lock_path = Path(final).parent / f".{Path(final).name}.lock"
+    if not lock_path.is_file():
+        return None
+    with open(lock_path, "r") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _lock_holder(handle)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
 
 
 def discard_unfinished(final: Path) -> bool:

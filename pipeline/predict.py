@@ -45,6 +45,9 @@ def class_names_for(model_path: Path) -> list[str]:
 
 def predict(model_path: Path, images: np.ndarray) -> np.ndarray:
     """Return class probabilities (N, 10) for uint8 (N, 28, 28) images."""
+    from pipeline.tensorflow_runtime import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     model = keras.models.load_model(model_path)

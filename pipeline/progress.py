@@ -13,6 +13,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 CONSOLE_LOGGERS = ("", "luigi-interface", "luigi", "pipeline", "tasks")
 STEPS = 1000
+BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar}| "
 
 
 class ConsoleProgress:
@@ -29,7 +30,7 @@ class ConsoleProgress:
         self._redirect = logging_redirect_tqdm(loggers=[logging.getLogger(name) for name in CONSOLE_LOGGERS])
         self._redirect.__enter__()
         self._bar = tqdm(total=STEPS, desc=self.label, file=self.stream, mininterval=0.1, leave=True,
-                         dynamic_ncols=True, bar_format="{desc} {percentage:3.0f}%|{bar}| {postfix}")
+                         dynamic_ncols=True, bar_format=BAR_FORMAT)
 
     def update(self, fraction: float, detail: str = "") -> None:
         """Move the bar to ``fraction`` (0..1) with a short ``detail`` text."""
@@ -38,7 +39,8 @@ class ConsoleProgress:
         if self._bar is None:
             self._start()
         target = round(STEPS * min(max(fraction, 0.0), 1.0))
-        self._bar.set_postfix_str(detail, refresh=False)
+        # In the format itself: tqdm's postfix field would put ", " before the detail.
+        self._bar.bar_format = BAR_FORMAT + detail.replace("{", "{{").replace("}", "}}")
         self._bar.update(target - self._bar.n)
 
     def close(self) -> None:

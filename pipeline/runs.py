@@ -128,9 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     difference.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     from tasks.config import outputs_root as configured_outputs  # [paths] outputs, as the tasks read it
-    runs = load_runs(args.outputs or configured_outputs())
+    outputs = args.outputs or configured_outputs()
+    runs = load_runs(outputs)
     if args.command == "list":
         chosen = select_runs(runs, parse_filters(args.filter), args.sort)
+        if not chosen and not args.json:
+            print(f"no evaluated runs under {outputs}" + (" match the filters" if args.filter else ""))
+            return 0
         print(json.dumps(chosen, indent=2) if args.json else format_table(chosen, args.all_params))
     else:
         first, second = find_run(runs, args.first), find_run(runs, args.second)

@@ -2,6 +2,7 @@
 
 import dataclasses
 import logging
+import re
 import shutil
 import time
 import weakref
@@ -72,11 +73,13 @@ def training_state(model: keras.Model, optimizer: keras.optimizers.Optimizer) ->
 
     The weights, the optimizer's step, momentum slots (and loss scale), and the dropout layer's
     seed-generator state: with all of them restored, a resumed run continues bit for bit as an
-    uninterrupted one. Keyed by layer and variable name (Keras' paths carry per-process counters
-    such as ``sgd_1``), so a restore matches each value to its own variable, not by position.
+    uninterrupted one. Keyed by layer and variable name, and the optimizer's by their path less
+    the per-process counter Keras adds to optimizer names (``sgd_1``), so a restore matches each
+    value to its own variable, not by position.
     """
     named = [(f"{layer.name}/{variable.name}", variable) for layer in model.layers for variable in layer.variables]
-    named += [(f"optimizer/{variable.name}", variable) for variable in optimizer.variables]
+    named += [("optimizer/" + re.sub(r"_\d+(?=/)", "", variable.path, count=1), variable)
+              for variable in optimizer.variables]
     state = {}
     for key, variable in named:
         if key in state and state[key] is not variable:
@@ -333,7 +336,7 @@ class Trainer:
                 progress = {
                     "step": global_step, "total_steps": steps * config.epochs,
                     "epoch": global_step / steps, "ms_per_step": 1000 * (time.monotonic() - chunk_start) / chunk,
-                    "loss": loss, "learning_rate": self.learning_rate(), "error": error,
+                    "loss": loss, "learning_rate": learning_rate, "error": error,
                 }
                 log.info(
                     "Step %d (epoch %.2f), %.1f ms | Minibatch loss: %.3f, learning rate: %.6f | "

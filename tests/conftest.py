@@ -101,9 +101,9 @@ def luigi_command(*args: str) -> list[str]:
 
 
 def cli_env() -> dict:
-    """Return the environment for CLI runs: quiet TensorFlow, deterministic hashing."""
-    env = dict(os.environ)
-    env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONHASHSEED="0")
+    """Return the environment for CLI runs: a user's (TensorFlow's log level unset), deterministic hashing."""
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update(PYTHONHASHSEED="0")
     return env
 
 

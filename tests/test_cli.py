@@ -7,6 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, cli_env, luigi_command
@@ -76,17 +77,37 @@ def test_chain_over_http_then_noop_then_only_dependents_rerun(pattern_dir, serve
         assert any((d / "meta.json").stat().st_mtime_ns == stamp for d in artifacts(outputs, step))
 
 
+def tensorboard_points(train_dir: Path) -> list[tuple[str, int]]:
+    """Return every (tag, step) of a Train artifact's TensorBoard events, sorted, repeats kept."""
+    import tensorflow as tf
+
+    points = []
+    for path in (train_dir / "tensorboard").glob("events.out.tfevents.*"):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            points += [(value.tag, event.step) for value in event.summary.value]
+    return sorted(points)
+
+
 @pytest.mark.slow
-def test_killed_training_resumes_from_its_last_checkpoint(pattern_dir, tmp_path):
+def test_killed_training_resumes_exactly_as_an_uninterrupted_run(pattern_dir, tmp_path):
+    """At the default settings (dropout 0.5, precision and kernels auto), bit for bit."""
+    import keras
+
+    def args(outputs):
+        return custom_run(pattern_dir, outputs, "--Train-epochs", "8", "--Train-log-every", "5",
+                          "--SplitValidation-validation-size", "200")
+
+    straight = subprocess.run(luigi_command(*args(tmp_path / "straight")), cwd=REPO_ROOT, env=cli_env(),
+                              capture_output=True, text=True, timeout=600)
+    assert straight.returncode == 0, output_of(straight)
+
     outputs = tmp_path / "out"
-    args = custom_run(pattern_dir, outputs, "--Train-epochs", "40",
-                      "--SplitValidation-validation-size", "200")
-    process = subprocess.Popen(luigi_command(*args), cwd=REPO_ROOT, env=cli_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    deadline = time.monotonic() + 180
-    while not list(outputs.glob("train/*.incomplete/ckpt-epoch-*")):
-        assert process.poll() is None, "training ended before its first checkpoint"
+    process = subprocess.Popen(luigi_command(*args(outputs)), cwd=REPO_ROOT, env=cli_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not list(outputs.glob("train/*.incomplete/ckpt-epoch-0002")):
+        assert process.poll() is None, "training ended before its second checkpoint"
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.02)
     os.killpg(process.pid, signal.SIGKILL)
@@ -94,16 +115,26 @@ def test_killed_training_resumes_from_its_last_checkpoint(pattern_dir, tmp_path)
     assert artifacts(outputs, "train") == [], "a killed training left a finished-looking model"
     assert artifacts(outputs, "evaluate") == []
 
-    resumed = subprocess.run(luigi_command(*args), cwd=REPO_ROOT, env=cli_env(),
+    resumed = subprocess.run(luigi_command(*args(outputs)), cwd=REPO_ROOT, env=cli_env(),
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, output_of(resumed)
     assert "Resuming training from" in output_of(resumed)
     assert "(epoch 0 of" not in output_of(resumed)
-    (train,) = artifacts(outputs, "train")
-    history = json.loads((train / "history.json").read_text())
-    assert [record["epoch"] for record in history] == list(range(1, 41))
     assert not list(outputs.glob("train/*.incomplete")), "checkpoints were not cleaned up"
     assert not list(outputs.glob("*/.*.tmp-*"))
+
+    (train,), (straight_train,) = artifacts(outputs, "train"), artifacts(tmp_path / "straight", "train")
+    (evaluation,), (straight_evaluation,) = artifacts(outputs, "evaluate"), artifacts(tmp_path / "straight", "evaluate")
+    assert train.name == straight_train.name
+    assert (evaluation / "predictions.npy").read_bytes() == (straight_evaluation / "predictions.npy").read_bytes()
+    for a, b in zip(keras.models.load_model(train / "model.keras").get_weights(),
+                    keras.models.load_model(straight_train / "model.keras").get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    history = json.loads((train / "history.json").read_text())
+    assert [record["epoch"] for record in history] == list(range(1, 9))
+    assert [record["learning_rate"] for record in history] == pytest.approx([0.01 * 0.95 ** e for e in range(8)])
+    # The killed run's partial epoch is not shown twice: every point once, as in the straight run.
+    assert tensorboard_points(train) == tensorboard_points(straight_train)
 
 
 @pytest.mark.slow

@@ -28,6 +28,6 @@ def test_compose_names_luigid_and_worker_services():
     assert "--scheduler-host" in text and "8082:8082" in text
 
 
-def test_scheduler_script_starts_luigid_from_repo_config():
+def test_scheduler_script_runs_the_projects_luigid_with_its_state_directory():
     text = (REPO_ROOT / "scripts" / "start-scheduler").read_text()
-    assert "exec luigid" in text and "--state-path" in text
+    assert "exec python -m tasks.scheduler" in text and "--state-dir" in text

@@ -1,7 +1,12 @@
 """Fetching and verifying the four files: checksums, retries, mirrors, local directories."""
 
 import hashlib
+import http.server
 import shutil
+import ssl
+import threading
+import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,3 +124,65 @@ def test_unknown_dataset_lists_the_choices():
 
 def test_https_mirrors_come_first_for_mnist():
     assert all(url.startswith("https://") for url in get_dataset("mnist").mirrors)
+
+
+class _CutChunkedHandler(http.server.BaseHTTPRequestHandler):
+    """Serves a directory with chunked bodies; the first answer per path stops in mid-chunk."""
+
+    directory = ""
+    answered: dict = {}
+
+    def do_GET(self):  # noqa: N802 - the name http.server calls
+        body = (Path(self.directory) / self.path.lstrip("/")).read_bytes()
+        first = self.path not in self.answered
+        self.answered[self.path] = self.answered.get(self.path, 0) + 1
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(f"{len(body):x}\r\n".encode())
+        self.wfile.write(body[:len(body) // 2] if first else body + b"\r\n0\r\n\r\n")
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_chunked_body_cut_short_is_retried(pattern_dir, tmp_path):
+    handler = type("Handler", (_CutChunkedHandler,), {"directory": str(pattern_dir), "answered": {}})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        (tmp_path / "out").mkdir()
+        records = download.fetch_dataset(CUSTOM, f"http://127.0.0.1:{server.server_address[1]}/", tmp_path / "out")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(records) == 4
+    assert all(count == 2 for count in handler.answered.values()), handler.answered
+    for name in FILE_NAMES.values():
+        assert (tmp_path / "out" / name).read_bytes() == (pattern_dir / name).read_bytes()
+
+
+def test_a_tls_error_while_reading_is_retried(pattern_dir, serve, monkeypatch, tmp_path):
+    server = serve(pattern_dir)
+    real_urlopen = urllib.request.urlopen
+    failures = []
+
+    def flaky_urlopen(*args, **kwargs):
+        response = real_urlopen(*args, **kwargs)
+        if not failures:
+            failures.append(args[0].full_url)
+
+            def read(*_):
+                raise ssl.SSLError(1, "[SSL: DECRYPTION_FAILED_OR_BAD_RECORD_MAC] decryption failed")
+
+            response.read = read
+        return response
+
+    monkeypatch.setattr(urllib.request, "urlopen", flaky_urlopen)
+    (tmp_path / "out").mkdir()
+    download.fetch_dataset(CUSTOM, server.url, tmp_path / "out")
+    assert len(failures) == 1
+    assert server.requests.count("/" + FILE_NAMES["train_images"]) == 2

@@ -89,13 +89,21 @@ def test_fused_training_steps_like_stock(pattern):
         assert made.kernels == kernels
         return made
 
+    initial = trainer("stock").model.get_weights()
     stock, fused = trainer("stock"), trainer("fused")
     order = stock.epoch_order(0)
     for made in (stock, fused):
         made.run_steps(order, 0, 1)
-    for weight, a, b in zip(stock.model.weights, stock.model.get_weights(), fused.model.get_weights()):
+    for weight, w0, a, b in zip(stock.model.weights, initial, stock.model.get_weights(), fused.model.get_weights()):
         if weight.path.startswith("conv1/"):
-            np.testing.assert_allclose(b, a, atol=1e-4)
+            # The fused op sums conv1's gradient in float32 (checked against float64 in
+            # test_first_block_gradient_is_the_exact_sum_to_float32_rounding); how close the stock
+            # op's bfloat16 sum comes depends on the CPU. With AMX it was within 1e-4 of the weight;
+            # on an AMD EPYC without native bfloat16, stock sums conv1's ~50,000 bias terms in
+            # bfloat16, and the two updates differ by 0.8% (kernel) and 5.3% (bias) in norm.
+            stock_update, fused_update = a - w0, b - w0
+            difference = np.linalg.norm(fused_update - stock_update) / np.linalg.norm(stock_update)
+            assert difference < 0.1, f"{weight.path}: the updates differ by {difference:.1%} in norm"
         else:
             np.testing.assert_array_equal(b, a, err_msg=weight.path)
     losses = []

@@ -1,6 +1,7 @@
 """Against a real luigid: live progress, DONE tasks, task history, sweeps, two workers at once."""
 
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -53,7 +54,10 @@ def test_pipeline_on_luigid_reports_progress_and_history(luigid, pattern_dir, tm
     families = sorted(task["name"] for task in done.values())
     assert families == ["Download", "Evaluate", "ExtractToNpy", "SplitValidation", "Train"]
     train = next(task for task in done.values() if task["name"] == "Train")
-    assert train["tracking_url"].startswith("file://") and train["tracking_url"].endswith("/tensorboard")
+    # The link points at the finished run's events, not the checkpoint directory removed at commit.
+    events = Path(urllib.parse.urlparse(train["tracking_url"]).path)
+    assert events.is_dir() and events.name == "tensorboard" and list(events.glob("events.out.tfevents.*"))
+    assert events.parent.parent == tmp_path / "out" / "train" and ".incomplete" not in str(events)
     evaluate = next(task for task in done.values() if task["name"] == "Evaluate")
     assert evaluate["status_message"].startswith("test error ")
 
@@ -103,26 +107,54 @@ def test_two_workers_started_together_run_each_task_once(luigid, pattern_dir, tm
     assert dict(runs) == {name: 1 for name in ("Download", "ExtractToNpy", "SplitValidation", "Train", "Evaluate")}
 
 
-def test_start_scheduler_script_serves_the_api_and_ui(tmp_path):
+def wait_for_ui(process: subprocess.Popen, port: int, timeout: float = 30) -> None:
+    """Wait until luigid serves its web UI on ``port``; fail if it exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/visualiser/index.html", timeout=2) as reply:
+                assert b"Luigi" in reply.read()
+            return
+        except OSError:
+            assert process.poll() is None, "luigid exited"
+            assert time.monotonic() < deadline, "luigid did not serve its UI"
+            time.sleep(0.2)
+
+
+def fresh_checkout(destination: Path) -> Path:
+    """Copy the repository's tracked files, as a fresh clone would have them, to ``destination``."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, listed.decode().split("\0")):
+        if (REPO_ROOT / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / name, destination / name)
+    return destination
+
+
+def test_plain_luigid_from_a_fresh_checkout_serves_the_ui_and_keeps_history(tmp_path):
+    checkout = fresh_checkout(tmp_path / "clone")
     port = free_port()
-    config = tmp_path / "luigid.cfg"
-    config.write_text(f"[task_history]\ndb_connection = sqlite:///{tmp_path}/history.db\n")
-    env = {**cli_env(), "LUIGID_PORT": str(port), "LUIGID_STATE_DIR": str(tmp_path / "state"),
-           "LUIGI_CONFIG_PATH": str(config), "PATH": f"{Path(sys.executable).parent}:{cli_env()['PATH']}"}
-    process = subprocess.Popen([str(REPO_ROOT / "scripts" / "start-scheduler")], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen([str(Path(sys.executable).with_name("luigid")), "--port", str(port)],
+                               cwd=checkout, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/visualiser/index.html",
-                                            timeout=2) as reply:
-                    assert b"Luigi" in reply.read()
-                break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline
-                time.sleep(0.2)
-        assert (tmp_path / "state" / "log").is_dir()
+        wait_for_ui(process, port)
+        assert (checkout / "outputs" / "luigid" / "history.db").is_file()
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_start_scheduler_keeps_state_and_history_in_its_state_directory(tmp_path):
+    port = free_port()
+    state = tmp_path / "elsewhere" / "luigid"
+    env = {**cli_env(), "LUIGID_PORT": str(port), "LUIGID_STATE_DIR": str(state),
+           "PATH": f"{Path(sys.executable).parent}:{cli_env()['PATH']}"}
+    process = subprocess.Popen([str(REPO_ROOT / "scripts" / "start-scheduler")], env=env, cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_ui(process, port)
+        assert (state / "history.db").is_file() and (state / "log").is_dir()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert (state / "state.pickle").is_file(), "luigid did not save its state on shutdown"

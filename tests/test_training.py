@@ -2,10 +2,12 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from pipeline import synthetic
 from pipeline.config import TrainingConfig
-from pipeline.training import Checkpoints, error_rate, train_model
+from pipeline.training import (TENSORBOARD_DIR, Checkpoints, Trainer, error_rate, purge_events_after,
+                               train_model)
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +37,62 @@ def test_checkpoint_is_kept_per_epoch_and_training_resumes(small_data, tmp_path)
     assert Checkpoints(tmp_path).latest().name == "ckpt-epoch-0003"
 
 
-def test_resumed_training_equals_uninterrupted_training(small_data, tmp_path):
+def test_resumed_training_equals_uninterrupted_training_bit_for_bit(small_data, tmp_path):
+    """At the default settings: dropout 0.5 draws from a seed generator whose state must be restored."""
     train, validation = small_data
-    config = TrainingConfig(epochs=2, dropout=0.0)
-    straight, _ = train_model(train, validation, config, tmp_path / "straight")
-    train_model(train, validation, TrainingConfig(epochs=1, dropout=0.0), tmp_path / "resumed")
-    resumed, _ = train_model(train, validation, config, tmp_path / "resumed")
-    for a, b in zip(straight.get_weights(), resumed.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    config = TrainingConfig(epochs=3)
+    straight, straight_history = train_model(train, validation, config, tmp_path / "straight")
+    train_model(train, validation, TrainingConfig(epochs=1), tmp_path / "resumed")
+    resumed, resumed_history = train_model(train, validation, config, tmp_path / "resumed")
+    for a, b in zip(straight.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert [r["train_loss"] for r in straight_history] == [r["train_loss"] for r in resumed_history]
+
+
+def test_a_checkpoint_missing_a_variable_is_refused(small_data, tmp_path):
+    train, validation = small_data
+    train_model(train, validation, TrainingConfig(epochs=1), tmp_path)
+    with pytest.raises(AssertionError):
+        train_model(train, validation, TrainingConfig(epochs=2, precision="mixed_float16"), tmp_path)
+
+
+def test_history_records_the_rate_each_epoch_trained_with(tmp_path):
+    """650 images make 10 full batches an epoch, 640 images seen: the rate still drops per epoch."""
+    train = synthetic.pattern_arrays(650, seed=1)
+    seen_rates = []
+    trainer_rates = lambda progress: seen_rates.append((progress["epoch"], progress["learning_rate"]))  # noqa: E731
+    _, history = train_model(train, synthetic.pattern_arrays(64, seed=2), TrainingConfig(epochs=3, log_every=1),
+                             tmp_path, on_step=trainer_rates)
+    assert [record["learning_rate"] for record in history] == pytest.approx([0.01, 0.0095, 0.009025])
+    for epoch, record in enumerate(history):
+        logged = [rate for at, rate in seen_rates if epoch < at <= epoch + 1]
+        assert len(logged) == 10 and all(rate == pytest.approx(record["learning_rate"]) for rate in logged)
+    # The optimizer applies that rate to every step of the epoch, first and last included.
+    trainer = Trainer(train, TrainingConfig(epochs=3))
+    for epoch, record in enumerate(history):
+        for step in (epoch * trainer.steps_per_epoch, (epoch + 1) * trainer.steps_per_epoch - 1):
+            trainer.optimizer.iterations.assign(step)
+            assert trainer.learning_rate() == pytest.approx(record["learning_rate"])
+
+
+
+def test_resume_drops_tensorboard_events_written_after_the_checkpoint(small_data, tmp_path):
+    train, validation = small_data
+    train_model(train, validation, TrainingConfig(epochs=1, log_every=2), tmp_path)
+    events_dir = tmp_path / TENSORBOARD_DIR
+    # What a run killed in its second epoch leaves: scalars for steps past the checkpoint (10).
+    with tf.summary.create_file_writer(str(events_dir)).as_default():
+        for step in (12, 14, 16):
+            tf.summary.scalar("minibatch/loss", 9.9, step=step)
+    train_model(train, validation, TrainingConfig(epochs=2, log_every=2), tmp_path)
+    steps = {}
+    for path in events_dir.glob("events.out.tfevents.*"):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                steps.setdefault(value.tag, []).append(event.step)
+    assert sorted(steps["minibatch/loss"]) == list(range(2, 21, 2)), "a step appears twice or is missing"
+    assert purge_events_after(events_dir, 20) == 0
 
 
 def test_bfloat16_trains(small_data, tmp_path):
