@@ -3,7 +3,9 @@
 The ops (``pipeline/kernels``) are compiled with the host's C++ compiler against the installed
 TensorFlow the first time it is needed, and kept under a cache directory keyed by everything the
 binary depends on (sources, TensorFlow version and flags, compiler, CPU features), so that a
-changed TensorFlow, compiler or machine rebuilds it instead of loading a stale binary.
+changed TensorFlow, compiler or machine rebuilds it instead of loading a stale binary. A host
+without a compiler (the image's runtime stage) loads a library built for the same sources,
+TensorFlow and CPU by whichever compiler built it.
 """
 
 import functools
@@ -76,19 +78,36 @@ def _compiler_version(cxx: str) -> str:
             f"set CXX to one, or train with --Train-kernels stock") from error
 
 
-def library_path() -> Path:
-    """Return the path of the built ops for this machine, TensorFlow and compiler (built or not)."""
+def _build_key() -> str:
+    """Return a hash of what the binary depends on besides the compiler: sources, TensorFlow, flags, CPU."""
     import tensorflow as tf
 
-    cxx = compiler()
     key = hashlib.sha256()
     for source in _sources():
         key.update(source.name.encode() + source.read_bytes())
     for part in (tf.__version__, *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags(),
-                 *LOOP_FLAGS, *GLUE_FLAGS, repr(LOOPS), _compiler_version(cxx), platform.machine(),
-                 _cpu_flags()):
+                 *LOOP_FLAGS, *GLUE_FLAGS, repr(LOOPS), platform.machine(), _cpu_flags()):
         key.update(part.encode())
-    return cache_root() / key.hexdigest()[:20] / LIBRARY_NAME
+    return key.hexdigest()[:20]
+
+
+def library_path() -> Path:
+    """Return the path of the built ops for this machine, TensorFlow and compiler (built or not).
+
+    ``<cache>/<build key>/<compiler key>/lenet_ops.so``: a changed compiler gets its own build.
+    """
+    compiler_key = hashlib.sha256(_compiler_version(compiler()).encode()).hexdigest()[:12]
+    return cache_root() / _build_key() / compiler_key / LIBRARY_NAME
+
+
+def prebuilt_library() -> Path | None:
+    """Return a library built for this machine and TensorFlow by any compiler, or None.
+
+    What a host without a compiler loads: an image's runtime stage gets the ops its build stage
+    compiled, and uses them as long as the CPU matches the building host's.
+    """
+    found = sorted((cache_root() / _build_key()).glob(f"*/{LIBRARY_NAME}"), key=lambda path: path.stat().st_mtime)
+    return found[-1] if found else None
 
 
 def _run(command: list[str]) -> None:
@@ -140,7 +159,13 @@ def ops():
     """
     import tensorflow as tf
 
-    path = library_path()
+    try:
+        path = library_path()
+    except NativeBuildError:
+        path = prebuilt_library()
+        if path is None:
+            raise
+        log.info("Using the fused training ops built before for this machine: %s (no compiler here)", path)
     if not path.exists():
         build(path)
     try:
@@ -153,7 +178,7 @@ def ops():
 def main() -> None:
     """Build the ops for this machine now if they are not built yet, and print where they are."""
     ops()
-    print(library_path())
+    print(prebuilt_library())
 
 
 if __name__ == "__main__":

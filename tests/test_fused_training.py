@@ -1,10 +1,13 @@
 """The compiled fused ops: TensorFlow's arithmetic, safe writes, the same training, clear failures."""
 
 import logging
+import os
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-
 import tensorflow as tf
 
 from pipeline import native, synthetic
@@ -239,3 +242,19 @@ def test_an_unwritable_cache_is_named_with_the_fix(no_compiler, monkeypatch, tmp
     monkeypatch.setenv(native.CACHE_ENV, str(blocked / "kernels"))
     with pytest.raises(PipelineError, match=f"{blocked}.*Set {native.CACHE_ENV} to a writable directory"):
         native.ops()
+
+
+def test_without_a_compiler_a_library_built_before_for_this_machine_is_loaded(tmp_path):
+    """The image's runtime stage has no compiler: it loads what its build stage compiled."""
+    built = native.library_path()
+    native.ops()  # built in the default cache, if no other test built it yet
+    cache = tmp_path / "kernels"
+    shutil.copytree(built.parent.parent, cache / built.parent.parent.name)
+    script = ("import logging; logging.basicConfig(level=logging.INFO); "
+              "from pipeline import native; native.ops(); print('loaded')")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "CXX": str(tmp_path / "no-such-compiler"),
+                                 native.CACHE_ENV: str(cache)})
+    assert result.returncode == 0 and "loaded" in result.stdout, result.stderr
+    assert "Using the fused training ops built before for this machine" in result.stderr
+    assert "Building" not in result.stderr
