@@ -1,32 +1,65 @@
 # The pipeline as an image: `docker build -t lenet-luigi .` then
 # `docker run --rm -v "$PWD/outputs:/app/outputs" lenet-luigi`.
-FROM python:3.11.11-slim-bookworm
+# Stages: `builder` installs the Python environment and compiles the fused ops with g++; `app`
+# carries the environment and the built ops but no compiler; `jupyter` adds JupyterLab to it
+# (docker-compose.yml's jupyter service); `runtime`, the last and so the default, is `app` itself.
+FROM python:3.11.11-slim-bookworm AS base
 
 # TF_CPP_MIN_LOG_LEVEL stays unset: the tasks then filter TensorFlow's C++ start-up lines themselves.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
+    PATH=/opt/venv/bin:$PATH \
     LENET_KERNEL_CACHE=/app/kernels
-
-# g++ builds the fused training ops (pipeline/native.py); without it training uses stock ops.
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends g++=4:12.2.0-3 \
-    && rm -rf /var/lib/apt/lists/*
-
 RUN useradd --create-home --uid 1000 pipeline
 WORKDIR /app
 
-COPY pyproject.toml README.md luigi.cfg ./
+
+FROM base AS builder
+# g++ builds the fused training ops (pipeline/native.py); the runtime stage gets the result only.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends g++=4:12.2.0-3 \
+    && rm -rf /var/lib/apt/lists/*
+COPY pyproject.toml README.md ./
+# The CPU-only TensorFlow wheel serves the same code as `tensorflow` without the GPU kernels:
+# pyproject.toml's dependencies are installed with tensorflow-cpu in tensorflow's place.
+RUN python -m venv /opt/venv \
+    && python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
+print('\n'.join(d.replace('tensorflow>', 'tensorflow-cpu>', 1) for d in deps))" > /tmp/requirements.txt \
+    && pip install --no-cache-dir -r /tmp/requirements.txt
 COPY pipeline/ pipeline/
 COPY tasks/ tasks/
-COPY scripts/ scripts/
-RUN pip install --no-cache-dir . \
-    && mkdir -p outputs kernels \
-    && chown pipeline:pipeline outputs kernels
+# Then what only building needs goes: TensorFlow's C++ headers (287 MB) and the static symbol
+# tables of TensorFlow's own libraries (about 250 MB; strip keeps the dynamic symbols that loading
+# and the ops need). Other packages' libraries are left alone: auditwheel-patched ones, such as
+# numpy's OpenBLAS, do not survive strip.
+RUN pip install --no-cache-dir --no-deps . \
+    && python -m pipeline.native \
+    && tensorflow_dir="$(python -c 'import os, tensorflow as tf; print(os.path.dirname(tf.__file__))')" \
+    && rm -rf "$tensorflow_dir/include" \
+    && find "$tensorflow_dir" -name '*.so*' -type f -exec strip --strip-unneeded {} + \
+    && python -c "import tensorflow as tf; from pipeline import native; native.ops(); print(tf.__version__)"
 
+
+FROM base AS app
+COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder --chown=1000:1000 /app/kernels /app/kernels
+COPY luigi.cfg ./
+COPY scripts/ scripts/
+RUN mkdir -p outputs/luigid && chown 1000:1000 outputs outputs/luigid
 USER 1000:1000
-# Built here for the building host's CPU; a host with other CPU features rebuilds it on first use.
-RUN python -m pipeline.native
 VOLUME ["/app/outputs"]
 EXPOSE 8082
 CMD ["luigi", "--module", "tasks", "Evaluate", "--local-scheduler"]
+
+
+FROM app AS jupyter
+USER 0:0
+RUN pip install --no-cache-dir "jupyterlab>=4,<5" "nbconvert>=7,<8" "ipykernel>=6,<8"
+COPY --chown=1000:1000 notebooks/ notebooks/
+USER 1000:1000
+EXPOSE 8888
+CMD ["jupyter", "lab", "--ip", "0.0.0.0", "--port", "8888", "--no-browser", "--notebook-dir", "/app"]
+
+
+FROM app AS runtime
