@@ -25,7 +25,9 @@ def test_compose_names_luigid_and_worker_services():
     text = (REPO_ROOT / "docker-compose.yml").read_text()
     for service in ("  luigid:", "  worker:"):
         assert service in text
-    assert "--scheduler-host" in text and "8082:8082" in text
+    assert "scripts/run-worker" in text and "service_healthy" in text and "8082:8082" in text
+    worker = (REPO_ROOT / "scripts" / "run-worker").read_text()
+    assert '--scheduler-host "$host"' in worker and "PIPELINE_TASK" in worker and "PIPELINE_ARGS" in worker
 
 
 def test_scheduler_script_runs_the_projects_luigid_with_its_state_directory():
