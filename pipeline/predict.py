@@ -55,9 +55,9 @@ def predict(model_path: Path, images: np.ndarray) -> np.ndarray:
     return keras.ops.convert_to_numpy(keras.ops.softmax(keras.ops.cast(logits, "float32")))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Entry point; prints one line per image, returns the exit code."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", type=Path, help="PNG/JPEG files or .npy batches")
     parser.add_argument("--model", default="latest", help="'latest' or a Train artifact directory")
     parser.add_argument("--outputs", type=Path, default=None, help="artifact root (for 'latest')")

@@ -112,9 +112,9 @@ def format_diff(first: dict, second: dict, difference: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Entry point: ``python -m pipeline.runs {list,diff}``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--outputs", type=Path, default=None, help="artifact root (default: [paths] outputs of Luigi's configuration)")
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="one row per evaluated run")

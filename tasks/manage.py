@@ -122,9 +122,9 @@ def verify(root: Path) -> tuple[int, list[str]]:
     return len(directories), [problem for directory in directories for problem in verify_artifact(directory)]
 
 
-def main() -> None:
-    """Entry point: ``python -m tasks.manage {forget,remove} ...``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Entry point: ``python -m tasks.manage {forget,remove,verify} ...``; returns the exit code."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     forget_parser = commands.add_parser("forget", help="make a step and everything downstream re-run")
     forget_parser.add_argument("step", help="task family: Download, ExtractToNpy, SplitValidation, Train, Evaluate")
@@ -132,7 +132,7 @@ def main() -> None:
     remove_parser = commands.add_parser("remove", help="delete artifact directories")
     remove_parser.add_argument("artifacts", nargs="+", help="artifact directories or ids")
     commands.add_parser("verify", help="re-hash every artifact against its meta.json; exit 1 on any problem")
-    args, luigi_args = parser.parse_known_args()
+    args, luigi_args = parser.parse_known_args(argv)
     if args.command == "verify":
         with CmdlineParser.global_instance(["Evaluate", *luigi_args]):  # for --paths-outputs
             root = outputs_root()
@@ -151,6 +151,7 @@ def main() -> None:
         print(f"removed {path}")
     if not removed:
         print("nothing to remove")
+    return 0
 
 
 if __name__ == "__main__":

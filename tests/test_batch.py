@@ -18,6 +18,16 @@ def module_command(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
+def pipeline_command(subcommand: str, *args: str) -> list[str]:
+    """Return ``lenet-pipeline SUBCOMMAND ARGS``, the documented command line."""
+    return [str(Path(sys.executable).with_name("lenet-pipeline")), subcommand, *args]
+
+
+def run_pipeline(subcommand: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(pipeline_command(subcommand, *args), cwd=REPO_ROOT, env=cli_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
 def run_module(module: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(module_command(module, *args), cwd=REPO_ROOT, env=cli_env(),
                           capture_output=True, text=True, timeout=timeout)
@@ -34,9 +44,9 @@ def job(source: Path, outputs: Path, *extra: str) -> list[str]:
 
 def test_scheduled_run_summarises_logs_and_reruns_nothing(pattern_dir, tmp_path):
     outputs = tmp_path / "out"
-    first = run_module("tasks.batch", *job(pattern_dir, outputs, "--Train-epochs", "1"))
+    first = run_pipeline("batch", *job(pattern_dir, outputs, "--Train-epochs", "1"))
     assert first.returncode == 0, output_of(first)
-    second = run_module("tasks.batch", *job(pattern_dir, outputs, "--Train-epochs", "1"))
+    second = run_pipeline("batch", *job(pattern_dir, outputs, "--Train-epochs", "1"))
     assert second.returncode == 0, output_of(second)
     before, after = summaries(outputs)
     assert len(before["ran"]) == 5 and before["exit_code"] == 0
@@ -50,7 +60,7 @@ def test_scheduled_run_summarises_logs_and_reruns_nothing(pattern_dir, tmp_path)
 def test_failing_scheduled_run_exits_with_task_failed(pattern_dir, tmp_path):
     broken = pattern_dir / "train-labels-idx1-ubyte.gz"
     broken.write_bytes(b"garbage")
-    result = run_module("tasks.batch", *job(pattern_dir, tmp_path))
+    result = run_pipeline("batch", *job(pattern_dir, tmp_path))
     assert result.returncode == 30, output_of(result)
     (summary,) = summaries(tmp_path)
     assert summary["exit_code"] == 30
@@ -59,7 +69,7 @@ def test_failing_scheduled_run_exits_with_task_failed(pattern_dir, tmp_path):
 
 def test_overlapping_scheduled_run_is_refused(pattern_dir, tmp_path):
     args = job(pattern_dir, tmp_path, "--Train-epochs", "200")
-    running = subprocess.Popen(module_command("tasks.batch", *args), cwd=REPO_ROOT, env=cli_env(),
+    running = subprocess.Popen(pipeline_command("batch", *args), cwd=REPO_ROOT, env=cli_env(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -67,7 +77,7 @@ def test_overlapping_scheduled_run_is_refused(pattern_dir, tmp_path):
             assert running.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)
         started = time.monotonic()
-        refused = run_module("tasks.batch", *args, timeout=60)
+        refused = run_pipeline("batch", *args, timeout=60)
         assert refused.returncode == 10, output_of(refused)
         assert "already running" in refused.stderr
         assert time.monotonic() - started < 15
@@ -84,11 +94,11 @@ def test_forget_reruns_a_step_and_its_dependents_only(pattern_dir, tmp_path):
         assert run_module("luigi", "--module", "tasks", *args).returncode == 0
     keep = {step: set(artifacts(outputs, step)) for step in ("download", "extract", "split", "train", "evaluate")}
     flags = base[2:]  # the same flags, without the task name and --local-scheduler
-    forgotten = run_module("tasks.manage", "forget", "Train", *flags)
+    forgotten = run_pipeline("forget", "Train", *flags)
     assert forgotten.returncode == 0, output_of(forgotten)
     assert forgotten.stdout.count("removed ") == 2
     assert len(artifacts(outputs, "train")) == 1 and len(artifacts(outputs, "evaluate")) == 1
-    again = run_module("tasks.batch", *base)
+    again = run_pipeline("batch", *base)
     assert again.returncode == 0, output_of(again)
     ran = summaries(outputs)[-1]["ran"]
     assert sorted(name.split("(")[0] for name in ran) == ["Evaluate", "Train"]
@@ -101,8 +111,8 @@ def test_remove_deletes_only_the_named_artifact(pattern_dir, tmp_path):
     outputs = tmp_path / "out"
     assert run_module("luigi", "--module", "tasks", *job(pattern_dir, outputs, "--Train-epochs", "1")).returncode == 0
     (evaluation,) = artifacts(outputs, "evaluate")
-    result = run_module("tasks.manage", "remove", evaluation.name, "--paths-outputs", str(outputs))
+    result = run_pipeline("remove", evaluation.name, "--paths-outputs", str(outputs))
     assert result.returncode == 0, output_of(result)
     assert artifacts(outputs, "evaluate") == [] and len(artifacts(outputs, "train")) == 1
-    refused = run_module("tasks.manage", "remove", "nonexistent", "--paths-outputs", str(outputs))
+    refused = run_pipeline("remove", "nonexistent", "--paths-outputs", str(outputs))
     assert refused.returncode != 0 and "not one artifact directory" in refused.stderr

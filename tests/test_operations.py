@@ -23,10 +23,10 @@ def start(args: list[str], cwd: Path = REPO_ROOT, env: dict | None = None) -> su
                             stderr=subprocess.STDOUT, text=True)
 
 
-def run_module(module: str, *args: str, cwd: Path = REPO_ROOT, env: dict | None = None,
-               timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env or cli_env(),
-                          capture_output=True, text=True, timeout=timeout)
+def run_pipeline(subcommand: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``lenet-pipeline SUBCOMMAND ARGS`` from the repository root."""
+    return subprocess.run([str(Path(sys.executable).with_name("lenet-pipeline")), subcommand, *args],
+                          cwd=REPO_ROOT, env=cli_env(), capture_output=True, text=True, timeout=600)
 
 
 def staging_leftovers(outputs: Path) -> list[Path]:
@@ -53,7 +53,7 @@ def test_overlapping_runs_all_succeed_and_train_once_then_verify_checks_every_fi
     log = (outputs / "pipeline.log").read_text()
     assert log.count("Epoch 1/2") == 1 and log.count("Epoch 2/2") == 1, "a model was trained twice"
 
-    verified = run_module("tasks.manage", "verify", "--paths-outputs", str(outputs))
+    verified = run_pipeline("verify", "--paths-outputs", str(outputs))
     assert verified.returncode == 0, output_of(verified)
     assert "6 artifacts" in verified.stdout and "every file matches" in verified.stdout
 
@@ -62,7 +62,7 @@ def test_overlapping_runs_all_succeed_and_train_once_then_verify_checks_every_fi
     with open(train / "history.json", "a") as history:
         history.write(" ")
     (evaluation / "predictions.npy").unlink()
-    altered = run_module("tasks.manage", "verify", "--paths-outputs", str(outputs))
+    altered = run_pipeline("verify", "--paths-outputs", str(outputs))
     assert altered.returncode == 1, output_of(altered)
     assert f"{train / 'history.json'}: altered" in altered.stdout
     assert f"{evaluation / 'predictions.npy'}: missing" in altered.stdout
@@ -112,7 +112,7 @@ def test_outputs_root_is_read_through_luigi_configuration(tmp_path):
 
 @pytest.mark.slow
 def test_scheduled_run_with_two_workers_summarises_every_task(tmp_path):
-    result = run_module("tasks.batch", "Evaluate", "--local-scheduler", "--workers", "2",
+    result = run_pipeline("batch", "Evaluate", "--local-scheduler", "--workers", "2",
                         "--data-dataset", "synthetic", "--Train-epochs", "1", "--paths-outputs", str(tmp_path))
     assert result.returncode == 0, output_of(result)
     (path,) = (tmp_path / "runs").glob("*.json")
