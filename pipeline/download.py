@@ -233,6 +233,7 @@ def fetch_dataset(
             raise SourceError(
                 f"Could not fetch {name}. Tried:\n  "
                 + "\n  ".join(failures)
-                + "\nCheck the network, or set --data-source to a directory holding the files."
+                + "\nCheck the network, or set --data-source to a directory holding the four files; "
+                "to try the pipeline without them, use the generated data set: --data-dataset synthetic."
             )
     return records

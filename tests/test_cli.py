@@ -172,6 +172,7 @@ def test_unreachable_source_lists_what_was_tried(run_cli, tmp_path):
     assert "Could not fetch train-images-idx3-ubyte.gz. Tried:" in result.stderr
     assert "http://127.0.0.1:9/train-images-idx3-ubyte.gz: " in result.stderr
     assert "(after 3 attempts)" in result.stderr
+    assert "--data-source" in result.stderr and "--data-dataset synthetic" in result.stderr
 
 
 def test_fused_kernels_without_a_compiler_fail_training_and_say_so(pattern_dir, tmp_path):

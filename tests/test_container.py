@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -144,7 +145,8 @@ def test_exec_into_a_running_container_runs_a_task_against_its_luigid(image, out
 def compose_command() -> list[str]:
     """Return the compose command of the engine: podman-compose, or docker compose."""
     if Path(engine_command()).name == "podman":
-        found = shutil.which("podman-compose")
+        beside = Path(sys.executable).with_name("podman-compose")  # the project's test extra
+        found = str(beside) if beside.is_file() else shutil.which("podman-compose")
         if not found:
             pytest.fail("podman-compose is missing: pip install 'podman-compose>=1.5' (or apt-get install "
                         "podman-compose).", pytrace=False)

@@ -1,0 +1,36 @@
+# The two commands of the quick start, for a fresh Debian machine with Python 3.11. Each sets up
+# what is missing (and nothing twice), then runs:
+#   make run     the pipeline on its default data set    make run ARGS="--data-dataset synthetic"
+#   make test    the full test set, as CI runs it        make test ARGS='-m "not slow and not container"'
+# Root or sudo is needed only to install Debian packages that are missing.
+
+PYTHON ?= python3
+VENV := .venv
+ARGS ?=
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# What the tests use from Debian: real Fashion-MNIST, Chromium for the HTML report, g++ for the
+# fused ops, podman for the container tests (podman-compose comes with the project's test extra).
+TEST_PACKAGES := dataset-fashion-mnist chromium g++ podman
+
+.PHONY: run test test-packages
+
+run: $(VENV)/.installed
+	$(VENV)/bin/luigi --module tasks Evaluate --local-scheduler $(ARGS)
+
+test: $(VENV)/.installed test-packages
+	$(VENV)/bin/python -m pytest $(ARGS)
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
+		{ echo "Python 3.11 is needed: make PYTHON=/path/to/python3.11 ..."; exit 1; }
+	$(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e ".[test]"
+	touch $@
+
+test-packages:
+	@missing=$$(for package in $(TEST_PACKAGES); do dpkg -s $$package >/dev/null 2>&1 || echo $$package; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing $$missing"; \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
