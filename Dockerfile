@@ -16,7 +16,7 @@ WORKDIR /app
 
 
 FROM base AS builder
-# g++ builds the fused training ops (pipeline/native.py); the runtime stage gets the result only.
+# g++ builds the fused training ops (pipeline/training/native.py); the runtime stage gets the result only.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends g++=4:12.2.0-3 \
     && rm -rf /var/lib/apt/lists/*
@@ -34,7 +34,7 @@ COPY tasks/ tasks/
 # and the ops need). Other packages' libraries are left alone: auditwheel-patched ones, such as
 # numpy's OpenBLAS, do not survive strip.
 RUN pip install --no-cache-dir --no-deps . \
-    && python -m pipeline.native \
+    && python -m pipeline.training.native \
     && tensorflow_dir="$(python -c 'import os, tensorflow as tf; print(os.path.dirname(tf.__file__))')" \
     && rm -rf "$tensorflow_dir/include" \
     && find "$tensorflow_dir" -name '*.so*' -type f -exec strip --strip-unneeded {} + \

@@ -19,9 +19,9 @@ def held_out_trainer(data: Path, precision: str):
     The Trainer logs nothing on its own (benchmarks time it); the held-out (images, labels) come
     second.
     """
-    from pipeline.config import TrainingConfig
-    from pipeline.extract import load_split
-    from pipeline.training import Trainer
+    from pipeline.training.config import TrainingConfig
+    from pipeline.data.extract import load_split
+    from pipeline.training.loop import Trainer
 
     images, labels = load_split(data, "train")
     trainer = Trainer((images[VALIDATION_SIZE:], labels[VALIDATION_SIZE:]),

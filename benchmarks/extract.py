@@ -2,7 +2,7 @@
 
     python -m benchmarks.extract [--repeats 7] [--data DIR]
 
-Times ``pipeline.extract.extract_to_npy`` (decompress, validate, write four .npy files) against
+Times ``pipeline.data.extract.extract_to_npy`` (decompress, validate, write four .npy files) against
 ``gzip.decompress`` of the same four files, interleaved; prints medians and the ratio.
 """
 
@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from benchmarks.common import FASHION_DIR, interleaved, machine_summary, medians
-from pipeline.datasets import FILE_NAMES
-from pipeline.extract import extract_to_npy
+from pipeline.data.datasets import FILE_NAMES
+from pipeline.data.extract import extract_to_npy
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import VALIDATION_SIZE
-from pipeline.extract import load_split
+from pipeline.data.extract import load_split
 
 IMAGE_SIZE = 28
 NUM_LABELS = 10

@@ -2,7 +2,7 @@
 
     python scripts/screenshot_scheduler.py [--out docs/scheduler-ui.png]
 
-Starts a throw-away luigid (``tasks.luigid``), runs the
+Starts a throw-away luigid (``tests/luigid_server.py``), runs the
 pipeline against it on the synthetic data set with enough epochs to be caught training, waits
 until Train reports progress, then has Chromium (Debian's ``chromium`` package) render the task
 list. Everything it started is stopped at the end.
@@ -16,9 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from tasks.luigid import TemporaryLuigid
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "tests"))  # the throw-away luigid the tests use
+
+from luigid_server import TemporaryLuigid  # noqa: E402
+
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars", "--virtual-time-budget=8000"]

@@ -16,13 +16,13 @@ PROG = "lenet-pipeline"
 
 
 def _runs(argv: list[str]) -> int:
-    from pipeline import runs
+    from pipeline.results import runs
 
     return runs.main(argv, prog=f"{PROG} runs")
 
 
 def _predict(argv: list[str]) -> int:
-    from pipeline import predict
+    from pipeline.results import predict
 
     return predict.main(argv, prog=f"{PROG} predict")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import luigi
 
 from pipeline.artifacts import read_json
-from pipeline.datasets import get_dataset
+from pipeline.data.datasets import get_dataset
 from tasks.base import ArtifactTask
 from tasks.config import data
 from tasks.steps import Evaluate, ExtractToNpy, Train
@@ -30,7 +30,7 @@ class Report(ArtifactTask):
     def produce(self, staging):
         import numpy as np
 
-        from pipeline import report
+        from pipeline.results import report
 
         staging = Path(staging)
         evaluation = Path(self.input()["evaluation"].path)

@@ -14,8 +14,9 @@ from pathlib import Path
 import luigi
 
 from pipeline.artifacts import write_json
-from pipeline.config import TrainingConfig, check_validation_size
-from pipeline.datasets import get_dataset
+from pipeline.data.split import VALIDATION_SIZE, check_validation_size
+from pipeline.training.config import TrainingConfig
+from pipeline.data.datasets import get_dataset
 from tasks.base import ArtifactTask
 from tasks.config import data, outputs_root
 
@@ -36,7 +37,7 @@ class Download(ArtifactTask):
     code_version = 2  # 2: meta.json lists checksums; custom data keyed by content
 
     def validate(self):
-        from pipeline.download import resolve_sources
+        from pipeline.data.download import resolve_sources
 
         dataset = get_dataset(data().dataset)
         if dataset.name != "synthetic":
@@ -47,7 +48,7 @@ class Download(ArtifactTask):
         # A pinned data set is identified by its checksums, so where it came from does not matter.
         if dataset.is_pinned or dataset.name == "synthetic":
             return {"dataset": dataset.name}
-        from pipeline.download import local_file_checksums, resolve_sources
+        from pipeline.data.download import local_file_checksums, resolve_sources
 
         source = resolve_sources(dataset, data().source)[0]
         if source.startswith(("http://", "https://")):
@@ -56,7 +57,7 @@ class Download(ArtifactTask):
         return {"dataset": dataset.name, "gz_sha256": local_file_checksums(source)}
 
     def produce(self, staging):
-        from pipeline import download, synthetic
+        from pipeline.data import download, synthetic
 
         dataset = get_dataset(data().dataset)
         if dataset.name == "synthetic":
@@ -93,7 +94,7 @@ class ExtractToNpy(ArtifactTask):
         return Download()
 
     def produce(self, staging):
-        from pipeline.extract import extract_to_npy
+        from pipeline.data.extract import extract_to_npy
 
         return {"counts": extract_to_npy(Path(self.input().path), Path(staging))}
 
@@ -102,7 +103,7 @@ class SplitValidation(ArtifactTask):
     """Hold out the first ``validation_size`` training examples for validation."""
 
     step = "split"
-    validation_size = luigi.IntParameter(default=5000, description="examples held out (first N)")
+    validation_size = luigi.IntParameter(default=VALIDATION_SIZE, description="examples held out (first N)")
 
     def validate(self):
         check_validation_size(self.validation_size, get_dataset(data().dataset).train_count)
@@ -116,7 +117,7 @@ class SplitValidation(ArtifactTask):
     def produce(self, staging):
         import numpy as np
 
-        from pipeline.split import split_validation
+        from pipeline.data.split import split_validation
 
         images, labels = _load_arrays(self.input().path, "train_images", "train_labels")
         arrays = split_validation(images, labels, self.validation_size)
@@ -131,19 +132,22 @@ class Train(ArtifactTask):
 
     step = "train"
     code_version = 2  # 2: one learning rate per epoch; checkpoints hold the whole training state
-    epochs = luigi.IntParameter(default=10)
-    batch_size = luigi.IntParameter(default=64)
-    learning_rate = luigi.FloatParameter(default=0.01)
-    decay_rate = luigi.FloatParameter(default=0.95)
-    momentum = luigi.FloatParameter(default=0.9)
-    weight_decay = luigi.FloatParameter(default=5e-4)
-    dropout = luigi.FloatParameter(default=0.5)
-    seed = luigi.IntParameter(default=66478)
+    # Defaults come from TrainingConfig, the one place they are written (docs/parameters.md lists them).
+    epochs = luigi.IntParameter(default=TrainingConfig.epochs)
+    batch_size = luigi.IntParameter(default=TrainingConfig.batch_size)
+    learning_rate = luigi.FloatParameter(default=TrainingConfig.learning_rate)
+    decay_rate = luigi.FloatParameter(default=TrainingConfig.decay_rate)
+    momentum = luigi.FloatParameter(default=TrainingConfig.momentum)
+    weight_decay = luigi.FloatParameter(default=TrainingConfig.weight_decay)
+    dropout = luigi.FloatParameter(default=TrainingConfig.dropout)
+    seed = luigi.IntParameter(default=TrainingConfig.seed)
     precision = luigi.Parameter(
-        default="auto", description="auto | float32 | mixed_bfloat16 | mixed_float16")
-    log_every = luigi.IntParameter(default=100, significant=False, description="steps between log lines")
+        default=TrainingConfig.precision, description="auto | float32 | mixed_bfloat16 | mixed_float16")
+    log_every = luigi.IntParameter(default=TrainingConfig.log_every, significant=False,
+                                   description="steps between log lines")
     kernels = luigi.Parameter(
-        default="auto", description="auto | fused | stock: compiled ops for the slowest parts of a step")
+        default=TrainingConfig.kernels,
+        description="auto | fused | stock: compiled ops for the slowest parts of a step")
     tensorboard_url = luigi.Parameter(
         default="", significant=False,
         description="URL of a TensorBoard serving the outputs root; becomes the scheduler's tracking URL")
@@ -177,7 +181,7 @@ class Train(ArtifactTask):
 
         import_tensorflow()
         from pipeline.progress import ConsoleProgress
-        from pipeline.training import TENSORBOARD_DIR, train_model
+        from pipeline.training.loop import TENSORBOARD_DIR, train_model
 
         config = self.training_config()
         # While training, the events are in the checkpoint directory; after_commit points here
@@ -227,7 +231,7 @@ class Train(ArtifactTask):
             f"{1000 * self.batch_size / progress['ms_per_step']:.0f} images/s")
 
     def after_commit(self):
-        from pipeline.training import TENSORBOARD_DIR
+        from pipeline.training.loop import TENSORBOARD_DIR
 
         if not self.tensorboard_url:
             self.set_tracking_url((Path(self.output().path) / TENSORBOARD_DIR).as_uri())
@@ -263,8 +267,8 @@ class Evaluate(ArtifactTask):
         import keras
         import numpy as np
 
-        from pipeline.evaluation import classification_metrics
-        from pipeline.training import predict_labels
+        from pipeline.results.evaluation import classification_metrics
+        from pipeline.training.loop import predict_labels
 
         images, labels = _load_arrays(self.input()["data"].path, "test_images", "test_labels")
         model = keras.models.load_model(Path(self.input()["model"].path) / "model.keras")

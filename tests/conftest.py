@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import synthetic
+from pipeline.data import synthetic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -116,3 +116,21 @@ def run_cli():
                               capture_output=True, text=True, timeout=timeout)
 
     return run
+
+
+def custom_run(source, outputs: Path, *extra: str) -> list[str]:
+    """Return the CLI arguments of a run on the user's own IDX files."""
+    return ["Evaluate", "--local-scheduler", "--data-dataset", "custom", "--data-source", str(source),
+            "--paths-outputs", str(outputs), *extra]
+
+
+def artifacts(outputs: Path, step: str) -> list[Path]:
+    """Return the finished artifact directories of one step."""
+    folder = outputs / step
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".")
+                  and not p.name.endswith(".incomplete")) if folder.is_dir() else []
+
+
+def output_of(result) -> str:
+    """Return a finished process's stdout and stderr together."""
+    return result.stdout + result.stderr

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, cli_env
-from test_cli import artifacts, output_of
+from conftest import REPO_ROOT, artifacts, cli_env, output_of
 
 pytestmark = pytest.mark.slow
 

@@ -10,27 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, cli_env, luigi_command
+from conftest import REPO_ROOT, artifacts, cli_env, custom_run, luigi_command, output_of
 
 SHORT_TRAINING = ["--Train-epochs", "2", "--Train-log-every", "5",
                   "--SplitValidation-validation-size", "200"]
-
-
-def custom_run(source, outputs: Path, *extra: str) -> list[str]:
-    """Return the CLI arguments of a run on the user's own IDX files."""
-    return ["Evaluate", "--local-scheduler", "--data-dataset", "custom", "--data-source", str(source),
-            "--paths-outputs", str(outputs), *extra]
-
-
-def artifacts(outputs: Path, step: str) -> list[Path]:
-    """Return the finished artifact directories of one step."""
-    folder = outputs / step
-    return sorted(p for p in folder.iterdir() if not p.name.startswith(".")
-                  and not p.name.endswith(".incomplete")) if folder.is_dir() else []
-
-
-def output_of(result) -> str:
-    return result.stdout + result.stderr
 
 
 @pytest.mark.slow
@@ -104,7 +87,7 @@ def test_killed_training_resumes_exactly_as_an_uninterrupted_run(pattern_dir, tm
 
     outputs = tmp_path / "out"
     process = subprocess.Popen(luigi_command(*args(outputs)), cwd=REPO_ROOT, env=cli_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0)
     deadline = time.monotonic() + 300
     while not list(outputs.glob("train/*.incomplete/ckpt-epoch-0002")):
         assert process.poll() is None, "training ended before its second checkpoint"

@@ -23,7 +23,7 @@ def run_in_terminal(args: list[str], env: dict, timeout: float = 600) -> tuple[i
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
     process = subprocess.Popen(luigi_command(*args), cwd=REPO_ROOT, env=env, stdin=slave, stdout=slave,
-                               stderr=slave, start_new_session=True)
+                               stderr=slave, process_group=0)
     os.close(slave)
     chunks, deadline = [], time.monotonic() + timeout
     try:

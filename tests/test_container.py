@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FASHION_DIR, REPO_ROOT
-from tasks.luigid import free_port
+from luigid_server import free_port
 
 pytestmark = pytest.mark.container
 
@@ -48,13 +48,13 @@ def build(target: str, tag: str) -> str:
     return tag
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def image() -> str:
     """The runtime image, built from the repository's Dockerfile."""
     return build("runtime", IMAGE)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def jupyter_image(image) -> str:
     """The Jupyter stage of the same Dockerfile."""
     return build("jupyter", JUPYTER_IMAGE)

@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, cli_env, luigi_command
-from pipeline import idx
-from pipeline.datasets import FILE_NAMES
-from test_cli import artifacts, custom_run, output_of
+from conftest import REPO_ROOT, artifacts, cli_env, custom_run, luigi_command, output_of
+from pipeline.data import idx
+from pipeline.data.datasets import FILE_NAMES
 
 STEPS = ("download", "extract", "split", "train", "evaluate")
 
@@ -105,7 +104,7 @@ def test_outputs_root_is_read_through_luigi_configuration(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
                             text=True, timeout=60)
     assert result.stdout.splitlines() == [str(tmp_path / "configured"), str(tmp_path / "flag")], output_of(result)
-    listed = subprocess.run([sys.executable, "-m", "pipeline.runs", "list"], cwd=tmp_path, env=env,
+    listed = subprocess.run([sys.executable, "-m", "pipeline.results.runs", "list"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0 and str(tmp_path / "configured") in output_of(listed), output_of(listed)
 
@@ -172,7 +171,7 @@ def test_a_missing_custom_file_fails_at_once_naming_it(pattern_dir, tmp_path):
 
 def test_required_dependencies_are_imported_plainly_in_tests():
     """A broken install must fail the tests, not turn them into skips."""
-    offenders = [path.name for path in Path(__file__).parent.glob("test_*.py")
+    offenders = [path.name for path in Path(__file__).parent.rglob("test_*.py")
                  if path.name != Path(__file__).name and "importorskip" in path.read_text()]
     assert offenders == []
 

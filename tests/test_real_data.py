@@ -4,8 +4,7 @@ import json
 
 import pytest
 
-from conftest import FASHION_DIR
-from test_cli import artifacts, output_of
+from conftest import FASHION_DIR, artifacts, output_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 

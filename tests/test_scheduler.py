@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, cli_env, luigi_command
-from tasks.luigid import TemporaryLuigid, free_port
-from test_cli import output_of
+from conftest import REPO_ROOT, cli_env, luigi_command, output_of
+from luigid_server import TemporaryLuigid, free_port
 
 pytestmark = pytest.mark.slow
 

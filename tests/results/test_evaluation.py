@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.evaluation import classification_metrics
+from pipeline.results.evaluation import classification_metrics
 
 
 def test_metrics_count_errors_per_class():

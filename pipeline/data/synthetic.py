@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import idx
-from pipeline.datasets import FILE_NAMES, SYNTHETIC
+from pipeline.data import idx
+from pipeline.data.datasets import FILE_NAMES, SYNTHETIC
 
 SELF_TEST_TRAIN = SYNTHETIC.train_count
 SELF_TEST_TEST = 64

@@ -1,7 +1,7 @@
 """Prediction with a trained model: class and probability for each image.
 
-    python -m pipeline.predict --model latest digit.png scan.jpg batch.npy
-    python -m pipeline.predict --model outputs/train/<id> digit.png
+    python -m pipeline.results.predict --model latest digit.png scan.jpg batch.npy
+    python -m pipeline.results.predict --model outputs/train/<id> digit.png
 
 ``--model`` is a Train artifact directory (or its ``model.keras``), or ``latest`` for the most
 recently finished training under ``--outputs`` (default: ``[paths] outputs`` of Luigi's configuration).
@@ -17,7 +17,7 @@ import numpy as np
 
 from pipeline.artifacts import read_json
 from pipeline.errors import PipelineError
-from pipeline.preprocess import load_inputs
+from pipeline.results.preprocess import load_inputs
 
 
 def find_model(spec: str, outputs: Path) -> Path:

@@ -1,6 +1,6 @@
 """Building and loading the project's compiled TensorFlow ops, cached per machine.
 
-The ops (``pipeline/kernels``) are compiled with the host's C++ compiler against the installed
+The ops (``pipeline/training/kernels``) are compiled with the host's C++ compiler against the installed
 TensorFlow the first time it is needed, and kept under a cache directory keyed by everything the
 binary depends on (sources, TensorFlow version and flags, compiler, CPU features), so that a
 changed TensorFlow, compiler or machine rebuilds it instead of loading a stale binary. A host
@@ -54,7 +54,7 @@ def compiler() -> str:
 
 
 def _source_dir() -> Path:
-    return Path(str(resources.files("pipeline") / "kernels"))
+    return Path(str(resources.files("pipeline.training") / "kernels"))
 
 
 def _sources() -> list[Path]:
@@ -153,7 +153,7 @@ def build(target: Path) -> Path:
 
 @functools.cache
 def ops():
-    """Return the loaded op module (the ops of ``pipeline/kernels``), building it on first use.
+    """Return the loaded op module (the ops of ``pipeline/training/kernels``), building it on first use.
 
     Raises NativeBuildError when there is no compiler or the build or load fails.
     """

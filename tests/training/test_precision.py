@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.precision import choose_precision, cpu_supports_bfloat16
+from pipeline.training.precision import choose_precision, cpu_supports_bfloat16
 
 
 @pytest.mark.parametrize("gpus, cpu_bf16, expected", [

@@ -7,6 +7,8 @@ size), or the sha256 of the decompressed IDX content. The second exists because 
 
 from dataclasses import dataclass, field
 
+from pipeline.data.split import VALIDATION_SIZE
+
 FILE_NAMES = {
     "train_images": "train-images-idx3-ubyte.gz",
     "train_labels": "train-labels-idx1-ubyte.gz",
@@ -94,7 +96,7 @@ FASHION_MNIST = DatasetInfo(
 
 # The original self-test trained on 256 images; the default 5,000-image validation split comes
 # off the front of the training file, so the generated file holds both.
-SYNTHETIC = DatasetInfo(name="synthetic", train_count=5_000 + 256)
+SYNTHETIC = DatasetInfo(name="synthetic", train_count=VALIDATION_SIZE + 256)
 CUSTOM = DatasetInfo(name="custom")
 
 DATASETS = {info.name: info for info in (MNIST, FASHION_MNIST, SYNTHETIC, CUSTOM)}

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from pipeline import runs
-from test_cli import output_of
+from conftest import output_of
+
+from pipeline.results import runs
 
 
 def fake_run(outputs, run_id, epochs, test_error, ended):

@@ -23,7 +23,7 @@ import logging
 import keras
 import tensorflow as tf
 
-from pipeline import native
+from pipeline.training import native
 from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ import numpy as np
 import tensorflow as tf
 cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
-from pipeline import synthetic
-from pipeline.config import TrainingConfig
-from pipeline.training import train_model
+from pipeline.data import synthetic
+from pipeline.training.config import TrainingConfig
+from pipeline.training.loop import train_model
 mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 validation = synthetic.pattern_arrays(128, 2)
 

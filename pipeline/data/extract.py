@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import idx
-from pipeline.datasets import FILE_NAMES
+from pipeline.data import idx
+from pipeline.data.datasets import FILE_NAMES
 
 
 def load_split(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray]:

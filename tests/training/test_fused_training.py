@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import native, synthetic
-from pipeline.config import TrainingConfig
+from pipeline.data import synthetic
+from pipeline.training import native
+from pipeline.training.config import TrainingConfig
 from pipeline.errors import ConfigError, PipelineError
-from pipeline.fused_training import choose_kernels
-from pipeline.training import Trainer, train_model
+from pipeline.training.fused import choose_kernels
+from pipeline.training.loop import Trainer, train_model
 
 LR, MOMENTUM, DECAY = 0.01, 0.9, 5e-4
 
@@ -251,7 +252,7 @@ def test_without_a_compiler_a_library_built_before_for_this_machine_is_loaded(tm
     cache = tmp_path / "kernels"
     shutil.copytree(built.parent.parent, cache / built.parent.parent.name)
     script = ("import logging; logging.basicConfig(level=logging.INFO); "
-              "from pipeline import native; native.ops(); print('loaded')")
+              "from pipeline.training import native; native.ops(); print('loaded')")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                             env={**os.environ, "CXX": str(tmp_path / "no-such-compiler"),
                                  native.CACHE_ENV: str(cache)})

@@ -14,12 +14,12 @@ import keras
 import tensorflow as tf
 
 from pipeline.artifacts import atomic_directory, read_json, write_json
-from pipeline.config import TrainingConfig
+from pipeline.training.config import TrainingConfig
 from pipeline.errors import ConfigError
-from pipeline.fused_training import choose_kernels
-from pipeline.model import make_model, weight_decay_variables
-from pipeline.precision import resolve_precision
-from pipeline.schedule import keras_schedule, steps_per_epoch
+from pipeline.training.fused import choose_kernels
+from pipeline.training.model import make_model, weight_decay_variables
+from pipeline.training.precision import resolve_precision
+from pipeline.training.schedule import keras_schedule, steps_per_epoch
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def _make_train_chunk(model, optimizer, config: TrainingConfig, strategy, kernel
     Each step gathers one global batch; under a MirroredStrategy every replica takes its slice
     of it and Keras' optimizer sums the replicas' gradients, so the update equals the
     single-device one. With ``kernels`` 'fused', the forward pass and fc1's update go through
-    pipeline.fused_training, and every other variable is stepped as with 'stock'.
+    pipeline.training.fused, and every other variable is stepped as with 'stock'.
     """
     trainable = model.trainable_variables
     batch_size = config.batch_size
@@ -169,7 +169,7 @@ def _make_train_chunk(model, optimizer, config: TrainingConfig, strategy, kernel
     momentums = list(optimizer.momentums) if single else []
     fused = None
     if kernels == "fused":
-        from pipeline.fused_training import SHADOWED_LAYER, FusedTraining
+        from pipeline.training.fused import SHADOWED_LAYER, FusedTraining
 
         kernel = model.get_layer(SHADOWED_LAYER).kernel
         fused = FusedTraining(model, momentums[[id(v) for v in trainable].index(id(kernel))])

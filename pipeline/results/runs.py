@@ -1,7 +1,7 @@
 """The runs table: every evaluated run under the outputs root, and the difference between two.
 
-    python -m pipeline.runs list [--sort test_error] [--filter epochs=10] [--all-params]
-    python -m pipeline.runs diff <evaluate id or dir> <evaluate id or dir>
+    python -m pipeline.results.runs list [--sort test_error] [--filter epochs=10] [--all-params]
+    python -m pipeline.results.runs diff <evaluate id or dir> <evaluate id or dir>
 
 Like ``dvc exp show`` / ``dvc exp diff``: ``list`` prints one row per run with the parameters
 that differ between runs (``--all-params`` for all) and the test error; ``diff`` prints the
@@ -84,7 +84,7 @@ def find_run(runs: list[dict], name: str) -> dict:
     for run in runs:
         if name in (run["run"], run["path"]) or Path(name).resolve() == Path(run["path"]).resolve():
             return run
-    raise SystemExit(f"No evaluated run {name!r}; `python -m pipeline.runs list` shows them.")
+    raise SystemExit(f"No evaluated run {name!r}; `python -m pipeline.results.runs list` shows them.")
 
 
 def diff_runs(first: dict, second: dict) -> dict:
@@ -113,7 +113,7 @@ def format_diff(first: dict, second: dict, difference: dict) -> str:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    """Entry point: ``python -m pipeline.runs {list,diff}``."""
+    """Entry point: ``python -m pipeline.results.runs {list,diff}``."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--outputs", type=Path, default=None, help="artifact root (default: [paths] outputs of Luigi's configuration)")
     commands = parser.add_subparsers(dest="command", required=True)

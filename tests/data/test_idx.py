@@ -5,7 +5,7 @@ import gzip
 import numpy as np
 import pytest
 
-from pipeline import idx
+from pipeline.data import idx
 from pipeline.errors import DataError
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline.extract import extract_to_npy
+from pipeline.data.extract import extract_to_npy
 
 
 def test_extract_writes_uint8_arrays(pattern_dir, tmp_path):

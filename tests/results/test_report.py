@@ -12,8 +12,8 @@ import pytest
 import matplotlib  # noqa: F401 - a required dependency: a broken install must fail here, not skip
 from PIL import Image
 
-from pipeline import report
-from test_cli import artifacts, output_of
+from conftest import artifacts, output_of
+from pipeline.results import report
 
 CLASSES = [str(digit) for digit in range(10)]
 HISTORY = [{"epoch": epoch, "train_loss": 3.0 - epoch / 10, "validation_error": 10.0 / epoch,

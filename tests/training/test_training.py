@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import synthetic
-from pipeline.config import TrainingConfig
-from pipeline.training import (TENSORBOARD_DIR, Checkpoints, Trainer, error_rate, purge_events_after,
+from pipeline.data import synthetic
+from pipeline.training.config import TrainingConfig
+from pipeline.training.loop import (TENSORBOARD_DIR, Checkpoints, Trainer, error_rate, purge_events_after,
                                train_model)
 
 

@@ -6,7 +6,7 @@ from pipeline.errors import ConfigError
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 PRECISION_CHOICES = ("auto", *PRECISIONS)
-# Which ops compute the slowest parts of a mixed-bfloat16 step (pipeline.fused_training).
+# Which ops compute the slowest parts of a mixed-bfloat16 step (pipeline.training.fused).
 KERNEL_CHOICES = ("auto", "fused", "stock")
 
 
@@ -57,13 +57,3 @@ class TrainingConfig:
     def as_dict(self) -> dict:
         """Return the settings as a plain dict (for ``meta.json`` and artifact ids)."""
         return asdict(self)
-
-
-def check_validation_size(validation_size: int, train_count: int | None) -> None:
-    """Raise ConfigError unless 0 < validation_size < train_count (when the count is known)."""
-    if validation_size <= 0 or (train_count is not None and validation_size >= train_count):
-        bound = f"{train_count}" if train_count is not None else "the training set size"
-        raise ConfigError(
-            f"SplitValidation validation_size = {validation_size} must be above 0 and below "
-            f"{bound} (--SplitValidation-validation-size)."
-        )

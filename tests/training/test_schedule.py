@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.schedule import keras_schedule, learning_rate_at, steps_per_epoch
+from pipeline.training.schedule import keras_schedule, learning_rate_at, steps_per_epoch
 
 
 def test_rate_drops_exactly_at_each_epoch_boundary():

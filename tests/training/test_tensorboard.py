@@ -2,7 +2,8 @@
 
 import pytest
 
-from test_cli import artifacts, output_of
+from conftest import artifacts, output_of
+
 
 pytestmark = pytest.mark.slow
 

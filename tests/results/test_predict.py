@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO_ROOT, cli_env, make_pattern_files
+from conftest import REPO_ROOT, cli_env, make_pattern_files, output_of
 from pipeline.errors import DataError
-from pipeline.preprocess import load_image, load_npy_batch, to_model_input
-from pipeline.synthetic import pattern_arrays
-from test_cli import output_of
+from pipeline.results.preprocess import load_image, load_npy_batch, to_model_input
+from pipeline.data.synthetic import pattern_arrays
 
 
 def test_light_background_is_inverted_and_resized(tmp_path):
@@ -58,7 +57,7 @@ def trained(tmp_path_factory):
 
 
 def predict_cli(*args):
-    return subprocess.run([sys.executable, "-m", "pipeline.predict", *args], cwd=REPO_ROOT, env=cli_env(),
+    return subprocess.run([sys.executable, "-m", "pipeline.results.predict", *args], cwd=REPO_ROOT, env=cli_env(),
                           capture_output=True, text=True, timeout=300)
 
 
@@ -101,7 +100,7 @@ def test_savedmodel_is_exported_beside_the_keras_model(trained):
 
 
 def test_class_names_come_from_the_train_meta(tmp_path):
-    from pipeline.predict import class_names_for
+    from pipeline.results.predict import class_names_for
 
     (tmp_path / "meta.json").write_text(json.dumps({"class_names": ["T-shirt/top"] + ["x"] * 9}))
     assert class_names_for(tmp_path / "model.keras")[0] == "T-shirt/top"

@@ -5,7 +5,7 @@ import pytest
 
 import keras
 
-from pipeline.model import make_model, weight_decay_variables
+from pipeline.training.model import make_model, weight_decay_variables
 
 
 def test_trainable_parameter_count_is_the_original():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.config import TrainingConfig
+from pipeline.training.config import TrainingConfig
 from pipeline.errors import ConfigError
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.split import split_validation
+from pipeline.data.split import split_validation
 
 
 def test_validation_is_the_first_examples():

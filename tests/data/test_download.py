@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import download
-from pipeline.datasets import CUSTOM, FILE_NAMES, DatasetInfo, FileFingerprint, get_dataset
+from pipeline.data import download
+from pipeline.data.datasets import CUSTOM, FILE_NAMES, DatasetInfo, FileFingerprint, get_dataset
 from pipeline.errors import ConfigError, DataError, SourceError
-from tasks.luigid import free_port
+from luigid_server import free_port
 
 
 @pytest.fixture(autouse=True)

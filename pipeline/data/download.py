@@ -12,9 +12,9 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from pipeline import idx
+from pipeline.data import idx
 from pipeline.artifacts import sha256_of
-from pipeline.datasets import FILE_NAMES, DatasetInfo, FileFingerprint
+from pipeline.data.datasets import FILE_NAMES, DatasetInfo, FileFingerprint
 from pipeline.errors import ConfigError, DataError, SourceError
 
 log = logging.getLogger(__name__)

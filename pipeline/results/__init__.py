@@ -1,0 +1,1 @@
+"""The results stage: evaluation, the run report, the runs table, prediction."""

@@ -1,0 +1,1 @@
+"""The training stage: the model, its schedule and precision, the training loop, the fused ops."""
