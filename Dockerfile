@@ -38,7 +38,7 @@ RUN pip install --no-cache-dir --no-deps . \
     && tensorflow_dir="$(python -c 'import os, tensorflow as tf; print(os.path.dirname(tf.__file__))')" \
     && rm -rf "$tensorflow_dir/include" \
     && find "$tensorflow_dir" -name '*.so*' -type f -exec strip --strip-unneeded {} + \
-    && python -c "import tensorflow as tf; from pipeline import native; native.ops(); print(tf.__version__)"
+    && python -c "import tensorflow as tf; from pipeline.training import native; native.ops(); print(tf.__version__)"
 
 
 FROM base AS app
