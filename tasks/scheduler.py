@@ -9,6 +9,7 @@ lives in it, wherever it is. Plain ``luigid`` from the repository root works too
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -34,7 +35,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state-dir", type=Path, default=None, help="default: <outputs>/luigid")
     args, luigid_args = parser.parse_known_args(argv)
     state = (args.state_dir or outputs_root() / "luigid").expanduser().resolve()
-    (state / "log").mkdir(parents=True, exist_ok=True)
+    try:
+        (state / "log").mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SystemExit(f"Cannot create luigid's state directory {state / 'log'}: {error}. It must be a "
+                         f"directory this user (uid {os.getuid()}) can write: e.g. chown -R {os.getuid()} "
+                         f"{state}, or choose another with --state-dir (LUIGID_STATE_DIR).") from None
     set_option("scheduler", "record_task_history", "true")
     set_option("task_history", "db_connection", f"sqlite:///{state / 'history.db'}")
     print(f"luigid on http://{args.address}:{args.port}, state and task history in {state}", flush=True)

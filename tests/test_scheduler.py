@@ -157,3 +157,15 @@ def test_start_scheduler_keeps_state_and_history_in_its_state_directory(tmp_path
         process.terminate()
         process.wait(timeout=10)
     assert (state / "state.pickle").is_file(), "luigid did not save its state on shutdown"
+
+
+def test_start_scheduler_explains_a_state_directory_it_cannot_create(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    env = {**cli_env(), "LUIGID_PORT": str(free_port()), "LUIGID_STATE_DIR": str(blocker / "luigid"),
+           "PATH": f"{Path(sys.executable).parent}:{cli_env()['PATH']}"}
+    result = subprocess.run([str(REPO_ROOT / "scripts" / "start-scheduler")], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"Cannot create luigid's state directory {blocker / 'luigid' / 'log'}" in result.stderr
+    assert "--state-dir (LUIGID_STATE_DIR)" in result.stderr and "Traceback" not in result.stderr
