@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FASHION_DIR, REPO_ROOT
+from conftest import FASHION_DIR, REPO_ROOT, output_of
 from luigid_server import free_port
 
 pytestmark = pytest.mark.container
@@ -67,10 +67,6 @@ def outputs(tmp_path) -> Path:
     directory.mkdir()
     os.chown(directory, 1000, 1000)
     return directory
-
-
-def output_of(result) -> str:
-    return result.stdout + result.stderr
 
 
 def test_image_is_half_the_size_runs_as_uid_1000_and_has_no_compiler(image):
