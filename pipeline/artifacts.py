@@ -1,13 +1,13 @@
-"""Artifact directories: ids that hash their inputs, locked atomic creation, and ``meta.json``.
+"""Artifacts: ids that hash their inputs, ``meta.json``, what "finished" means, atomic directories.
 
-An artifact directory is complete when its ``meta.json`` is there: the staging directory gets it
-last and is then renamed into place, so a directory without one was made or changed by hand.
-``meta.json`` lists every other file with its size and sha256, for ``verify_artifact``.
+``meta.json`` is written last and lists every other file with its size and sha256. An artifact is
+finished when its ``meta.json`` names its own id and every file it lists is there with the
+listed size (``completeness_problem``): a directory copied or written only in part, or altered
+by hand, is not. ``verify_artifact`` re-hashes the files.
 """
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import importlib.metadata
 import json
@@ -81,141 +81,136 @@ def file_checksums(directory: Path) -> dict[str, dict]:
     return checksums
 
 
-def is_complete(directory: Path) -> bool:
-    """Return True when ``directory`` is a finished artifact (its meta.json is in place)."""
-    return os.path.isfile(os.path.join(directory, META_FILE))
+def completeness_problem(meta: dict | None, identity: str, sizes: dict[str, int]) -> str | None:
+    """Return why an artifact is not finished, or None when it is.
 
-
-def verify_artifact(directory: Path) -> list[str]:
-    """Return one line per problem of an artifact directory: missing, altered or unlisted files."""
-    directory = Path(directory)
-    if not is_complete(directory):
-        return [f"{directory}: no {META_FILE}, so not a finished artifact (remove it; a run remakes it)"]
-    recorded = read_json(directory / META_FILE).get("checksums")
-    if recorded is None:
-        return [f"{directory}: {META_FILE} records no checksums (written by an older version; "
-                "remove it and run again)"]
-    problems = []
-    present = {path.relative_to(directory).as_posix(): path for path in directory.rglob("*") if path.is_file()}
-    for relative, expected in sorted(recorded.items()):
-        path = present.get(relative)
-        if path is None:
-            problems.append(f"{directory / relative}: missing")
-        elif path.stat().st_size != expected["bytes"] or sha256_of(path) != expected["sha256"]:
-            problems.append(f"{directory / relative}: altered (sha256 {sha256_of(path)}, "
-                            f"recorded {expected['sha256']})")
-    for relative in sorted(set(present) - set(recorded) - {META_FILE}):
-        problems.append(f"{directory / relative}: not recorded in {META_FILE} (added after the run)")
-    return problems
-
-
-def _pid_alive(pid: int) -> bool:
-    """Return True when a process ``pid`` is running on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale_temporaries(final: Path) -> None:
-    """Delete temporary siblings of ``final`` left by processes that died on this host."""
-    prefix = f".{final.name}.tmp-{socket.gethostname()}-"
-    if not final.parent.is_dir():
-        return
-    for candidate in final.parent.glob(f".{final.name}.tmp-*"):
-        if not candidate.name.startswith(prefix):
-            continue
-        pid = candidate.name[len(prefix):].split("-")[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
-            shutil.rmtree(candidate, ignore_errors=True)
-
-
-def _lock_holder(handle) -> str:
-    """Return what the holder of a lock file wrote about itself."""
-    handle.seek(0)
-    return handle.read().strip() or "another process"
-
-
-def _same_file(handle, path: Path) -> bool:
-    """Return True when the open ``handle`` is still the file at ``path`` (not removed or replaced)."""
-    try:
-        current = os.stat(path)
-    except FileNotFoundError:
-        return False
-    opened = os.fstat(handle.fileno())
-    return (current.st_ino, current.st_dev) == (opened.st_ino, opened.st_dev)
-
-
-@contextlib.contextmanager
-def artifact_lock(final: Path, on_wait: Callable[[str], None] | None = None):
-    """Hold an exclusive lock on ``final``'s lock file (``.<name>.lock`` beside it) for the block.
-
-    ``flock`` on the outputs file system, so runs on one host and, on a shared file system whose
-    client maps flock to its own locks (Linux NFS does), runs on several hosts take turns. When
-    another process holds it, ``on_wait`` gets that holder's "host pid since" line, then this
-    blocks until the lock is free. The lock dies with its process: a killed run frees it. The
-    holder removes the file before it lets go, so a waiter that then gets the lock of a removed
-    file opens the path again.
+    Finished means: its ``meta.json`` names ``identity`` and every file it records is present
+    (``sizes``: relative path -> bytes, as found) with the recorded size. Sizes only, no hashing,
+    so the check stays cheap enough for every rerun; ``verify`` re-hashes.
     """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    path = final.parent / f".{final.name}.lock"
-    while True:
-        handle = open(path, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if on_wait:
-                on_wait(_lock_holder(handle))
-                on_wait = None
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        if _same_file(handle, path):
-            break
-        handle.close()
-    with handle:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{socket.gethostname()} pid {os.getpid()} since "
-                     f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}\n")
-        handle.flush()
-        try:
-            yield
-        finally:
-            path.unlink(missing_ok=True)
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def lock_holder(final: Path) -> str | None:
-    """Return who holds ``final``'s lock ("host pid since") right now, or None when nobody does."""
-    lock_path = Path(final).parent / f".{Path(final).name}.lock"
-    if not lock_path.is_file():
-        return None
-    with open(lock_path, "r") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _lock_holder(handle)
-        fcntl.flock(handle, fcntl.LOCK_UN)
+    if meta is None:
+        return f"it has no readable {META_FILE}"
+    if meta.get("artifact_id") != identity:
+        return f"its {META_FILE} names artifact {meta.get('artifact_id')!r}, not {identity!r}"
+    recorded = meta.get("checksums")
+    if not isinstance(recorded, dict):
+        return f"its {META_FILE} records no files (written by an older version)"
+    for relative, expected in sorted(recorded.items()):
+        found = sizes.get(relative)
+        if found is None:
+            return f"{relative} is missing"
+        if found != expected.get("bytes"):
+            return f"{relative} has {found:,} bytes where {META_FILE} recorded {expected.get('bytes'):,}"
     return None
 
 
-def discard_unfinished(final: Path) -> bool:
-    """Remove ``final`` if it exists without being complete (moved aside first); return whether it did."""
+def read_meta(directory: Path) -> dict | None:
+    """Return the parsed ``meta.json`` of a directory, or None when it is absent or unreadable."""
+    try:
+        return json.loads((Path(directory) / META_FILE).read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def recorded_sizes(directory: Path, meta: dict) -> dict[str, int]:
+    """Return {relative path: bytes} of the files ``meta`` records that exist below ``directory``."""
+    sizes = {}
+    for relative in meta.get("checksums") or {}:
+        try:
+            sizes[relative] = os.stat(os.path.join(directory, relative)).st_size
+        except OSError:
+            pass
+    return sizes
+
+
+def directory_problem(directory: Path, identity: str) -> str | None:
+    """Return why the local directory is not the finished artifact ``identity``, or None when it is."""
+    meta = read_meta(directory)
+    return completeness_problem(meta, identity, recorded_sizes(directory, meta) if meta else {})
+
+
+def verify_files(label: str, recorded: dict | None, present: dict[str, int],
+                 digest: Callable[[str], str]) -> list[str]:
+    """Return one line per missing, altered or unrecorded file of an artifact.
+
+    ``present`` maps the files found to their sizes, ``digest`` returns a found file's sha256;
+    ``label`` prefixes each line (the artifact's directory or URI).
+    """
+    if recorded is None:
+        return [f"{label}: {META_FILE} records no checksums (written by an older version; "
+                "remove it and run again)"]
+    problems = []
+    for relative, expected in sorted(recorded.items()):
+        if relative not in present:
+            problems.append(f"{label}/{relative}: missing")
+            continue
+        actual = None if present[relative] != expected["bytes"] else digest(relative)
+        if actual != expected["sha256"]:
+            problems.append(f"{label}/{relative}: altered ({present[relative]:,} bytes, sha256 "
+                            f"{actual or digest(relative)}; recorded {expected['bytes']:,} bytes, "
+                            f"{expected['sha256']})")
+    for relative in sorted(set(present) - set(recorded) - {META_FILE}):
+        problems.append(f"{label}/{relative}: not recorded in {META_FILE} (added after the run)")
+    return problems
+
+
+def verify_artifact(directory: Path, identity: str | None = None) -> list[str]:
+    """Return one line per problem of a local artifact directory: missing, altered or unlisted files."""
+    directory = Path(directory)
+    meta = read_meta(directory)
+    if meta is None:
+        return [f"{directory}: no readable {META_FILE}, so not a finished artifact (remove it; a run remakes it)"]
+    if meta.get("artifact_id") != (identity or directory.name):
+        return [f"{directory}: {META_FILE} names artifact {meta.get('artifact_id')!r}, "
+                f"not {identity or directory.name!r} (remove it; a run remakes it)"]
+    present = {path.relative_to(directory).as_posix(): path.stat().st_size
+               for path in directory.rglob("*") if path.is_file()}
+    return verify_files(str(directory), meta.get("checksums"), present,
+                        lambda relative: sha256_of(directory / relative))
+
+
+def fsync_tree(directory: Path) -> None:
+    """Flush every file and directory below ``directory`` (and itself) to stable storage."""
+    for root, _, files in os.walk(directory, topdown=False):
+        for name in files:
+            _fsync_path(os.path.join(root, name))
+        _fsync_path(root)
+
+
+def _fsync_path(path: str) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def remove_leftovers(final: Path) -> list[Path]:
+    """Remove the staging and set-aside siblings of ``final`` (``.<name>.tmp-*``, ``.<name>.unfinished-*``).
+
+    Only safe while holding the lock that every writer of ``final`` holds: then no live process
+    is writing any of them, whichever host made them.
+    """
     final = Path(final)
-    if not final.exists() or is_complete(final):
-        return False
-    aside = final.parent / f".{final.name}.unfinished-{uuid.uuid4().hex[:6]}"
+    if not final.parent.is_dir():
+        return []
+    found = [path for pattern in (f".{final.name}.tmp-*", f".{final.name}.unfinished-*")
+             for path in final.parent.glob(pattern)]
+    for path in found:
+        shutil.rmtree(path, ignore_errors=True)
+    return found
+
+
+def discard_directory(final: Path) -> None:
+    """Remove ``final`` by moving it aside first, so no reader sees it half deleted."""
+    aside = Path(final).parent / f".{Path(final).name}.unfinished-{uuid.uuid4().hex[:6]}"
     os.rename(final, aside)
     shutil.rmtree(aside, ignore_errors=True)
-    log.warning("Removed %s: it had no %s, so it was not a finished artifact", final, META_FILE)
-    return True
 
 
 def _commit(temporary: Path, final: Path, finished: Callable[[Path], bool]) -> None:
     """Rename ``temporary`` to ``final``; if a finished ``final`` is already there, drop ``temporary``."""
+    fsync_tree(temporary)
     try:
         os.rename(temporary, final)
     except OSError as error:
@@ -223,21 +218,28 @@ def _commit(temporary: Path, final: Path, finished: Callable[[Path], bool]) -> N
             raise
         shutil.rmtree(temporary, ignore_errors=True)
         log.info("%s is already in place (made by another run); discarded this run's copy", final)
+        return
+    _fsync_path(str(final.parent))
+
+
+def staging_name(final: Path) -> str:
+    """Return a fresh hidden staging name beside ``final``: ``.<name>.tmp-<host>-<pid>-<random>``."""
+    return f".{Path(final).name}.tmp-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 @contextlib.contextmanager
 def atomic_directory(final: Path, finished: Callable[[Path], bool] = os.path.isdir):
     """Yield a temporary directory that becomes ``final`` only if the block completes.
 
-    On any failure the temporary directory is removed, so nothing half-written can be taken
-    for finished work. When another process put a ``finished`` copy of ``final`` in place
-    meanwhile, that copy stays and this one is discarded. A full disk is reported with the path
-    and what to do.
+    Files and directories are flushed to disk before the rename, so a power loss never leaves
+    ``final`` with empty files. On any failure the temporary directory is removed, so nothing
+    half-written can be taken for finished work. When another process put a ``finished`` copy of
+    ``final`` in place meanwhile, that copy stays and this one is discarded. A full disk is
+    reported with the path and what to do.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(final)
-    temporary = final.parent / f".{final.name}.tmp-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    temporary = final.parent / staging_name(final)
     temporary.mkdir()
     try:
         yield temporary

@@ -49,7 +49,14 @@ def attach_run_log(outputs: Path) -> Path:
     # Task-level messages are printed by the tasks themselves, so they stay out of the root
     # logger's console handler (which TensorFlow's absl may install); only the library's progress
     # (training lines) needs a console handler of its own.
-    logging.getLogger("tasks").propagate = False
+    tasks = logging.getLogger("tasks")
+    tasks.propagate = False
+    # ... except their warnings (an unfinished artifact being made again), which the console shows too.
+    if not any(_is_console_handler(handler) for handler in tasks.handlers):
+        warnings = logging.StreamHandler()
+        warnings.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        warnings.setLevel(logging.WARNING)
+        tasks.addHandler(warnings)
     library = logging.getLogger("pipeline")
     if not any(_is_console_handler(handler) for handler in library.handlers):
         console = logging.StreamHandler()

@@ -2,15 +2,14 @@
 
 import logging
 import sys
-from pathlib import Path
 
 import luigi
 
-from pipeline.artifacts import (RunClock, artifact_id, artifact_lock, atomic_directory, discard_unfinished,
-                                is_complete, write_meta)
+from pipeline.artifacts import RunClock, artifact_id, write_meta
 from pipeline.errors import PipelineError
 from pipeline.runlog import attach_run_log
-from tasks.config import outputs_root
+from tasks.config import artifact_store, outputs_location
+from tasks.target import ArtifactTarget
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +33,7 @@ class ArtifactTask(luigi.Task):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.validate()
+        self.outputs = outputs_location()
         # Computed once: what identifies the result when the task was created is what it makes.
         self.identity = self.identity_params()
         self.artifact_id = artifact_id(
@@ -67,12 +67,22 @@ class ArtifactTask(luigi.Task):
         """Return the artifact ids of the required tasks."""
         return {name: task.artifact_id for name, task in self.upstream().items()}
 
-    def output(self):
-        return luigi.LocalTarget(str(outputs_root() / self.step / self.artifact_id))
+    @property
+    def store(self):
+        """The artifact store of the outputs root this task was created for."""
+        return artifact_store(self.outputs)
+
+    def output(self) -> ArtifactTarget:
+        return ArtifactTarget(self.store, self.step, self.artifact_id)
 
     def complete(self):
-        # A directory without its meta.json was not made by a finished run.
-        return is_complete(self.output().path)
+        # Finished means meta.json names this id and every file it lists has its recorded size.
+        try:
+            return self.output().exists()
+        except PipelineError as error:
+            # Raised here, Luigi stops scheduling (exit code scheduling_error); say why plainly, once.
+            _print_error_once(str(error))
+            raise
 
     def produce(self, staging) -> dict | None:
         """Write this step's files into ``staging``; return extra facts for ``meta.json``."""
@@ -82,20 +92,24 @@ class ArtifactTask(luigi.Task):
         """Run once the artifact directory is in place (clean-up, final messages)."""
 
     def run(self):
-        attach_run_log(outputs_root())
-        final = Path(self.output().path)
-        with artifact_lock(final, on_wait=self._report_wait):
-            if self.complete():
+        attach_run_log(self.store.log_dir())
+        target = self.output()
+        with self.store.lock(self.step, self.artifact_id, on_wait=self._report_wait):
+            status = target.status()
+            if status.finished:
                 log.info("%s %s was finished by another run meanwhile; nothing to do",
-                         self.get_task_family(), final)
+                         self.get_task_family(), target.path)
                 return
-            discard_unfinished(final)
+            if status.problem:
+                log.warning("%s %s is not a finished artifact (%s); making it again",
+                            self.get_task_family(), target.path, status.problem)
+            self.store.discard_unfinished(self.step, self.artifact_id)
             clock = RunClock()
-            with atomic_directory(final, finished=is_complete) as staging:
+            with self.store.staging(self.step, self.artifact_id) as staging:
                 extra = self.produce(staging)
                 write_meta(staging, self.step, self.artifact_id, self.identity,
                            self.upstream_ids(), clock, extra)
-            log.info("%s wrote %s", self.get_task_family(), final)
+            log.info("%s wrote %s", self.get_task_family(), target.path)
             self.after_commit()
 
     def _report_wait(self, holder: str) -> None:
@@ -103,6 +117,16 @@ class ArtifactTask(luigi.Task):
         log.info("%s %s is being made by another run (%s); waiting for it",
                  self.get_task_family(), self.output().path, holder)
         self.set_status_message(f"waiting for another run ({holder}) to finish this step")
+
+
+_printed_errors: set[str] = set()
+
+
+def _print_error_once(message: str) -> None:
+    """Print ``ERROR: message`` on stderr unless this process printed it already."""
+    if message not in _printed_errors:
+        _printed_errors.add(message)
+        print(f"ERROR: {message}", file=sys.stderr, flush=True)
 
 
 @ArtifactTask.event_handler(luigi.Event.FAILURE)

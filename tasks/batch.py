@@ -10,8 +10,6 @@ Each run appends Luigi's log and the pipeline's to ``<outputs>/scheduled-runs.lo
 the duration, the exit code and the metrics of the evaluations it touched.
 """
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -25,43 +23,30 @@ import luigi
 import luigi.retcodes
 from luigi.cmdline_parser import CmdlineParser
 
-from pipeline.artifacts import read_json, write_json
+from pipeline.artifacts import read_json
+from pipeline.locks import LockHeld, exclusive_lock
 from pipeline.runlog import append_log_file
 from tasks.base import ArtifactTask
-from tasks.config import outputs_root
+from tasks.config import artifact_store
 
 DEFAULT_ARGS = ["Evaluate", "--local-scheduler"]
 LOG_NAME = "scheduled-runs.log"
 LOGGERS = ("luigi-interface", "luigi", "pipeline", "tasks")
 
 
-def outputs_from(argv: list[str]) -> Path:
-    """Return the outputs root a command line will use, as Luigi resolves ``[paths] outputs`` for it."""
+def store_from(argv: list[str]):
+    """Return the artifact store a command line will use, as Luigi resolves ``[paths] outputs`` for it."""
     try:
         with CmdlineParser.global_instance(["--module", "tasks", *argv]):
-            return outputs_root()
+            return artifact_store()
     except SystemExit:  # an unparsable command line: Luigi reports it when the run starts
-        return outputs_root()
+        return artifact_store()
 
 
-@contextlib.contextmanager
-def job_lock(outputs: Path, argv: list[str]):
-    """Hold an exclusive lock for this job; yield False if another process holds it."""
-    job = hashlib.sha256(json.dumps([str(outputs), argv]).encode()).hexdigest()[:12]
-    lock_dir = outputs / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / f"scheduled-run-{job}.lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            yield False, handle.read().strip()
-            return
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} since {datetime.now(timezone.utc).isoformat(timespec='seconds')}\n")
-        handle.flush()
-        yield True, ""
+def job_lock_path(store, argv: list[str]) -> Path:
+    """Return the lock file of this job (same arguments, same outputs root); removed when the job ends."""
+    job = hashlib.sha256(json.dumps([store.describe(), argv]).encode()).hexdigest()[:12]
+    return store.log_dir() / "locks" / f"scheduled-run-{job}.lock"
 
 
 class RunRecorder:
@@ -85,7 +70,7 @@ class RunRecorder:
     def _append(self, kind: str, task, **facts) -> None:
         record = {"kind": kind, "task": str(task), **facts}
         if isinstance(task, ArtifactTask) and task.step == "evaluate":
-            record["metrics_path"] = str(Path(task.output().path) / "metrics.json")
+            record["evaluation"] = [task.outputs, task.step, task.artifact_id]
         # One write per line on an O_APPEND file: lines from several processes never interleave.
         with open(self.events_path, "a") as handle:
             handle.write(json.dumps(record) + "\n")
@@ -110,10 +95,13 @@ class RunRecorder:
         events = self.events()
         metrics = {}
         for event in events:
-            path = event.get("metrics_path")
-            if path and event["kind"] != "failed" and Path(path).is_file():
-                found = read_json(path)
-                metrics[path] = {key: found[key] for key in ("test_error", "test_accuracy", "num_examples")}
+            if event.get("evaluation") and event["kind"] != "failed":
+                root, step, identity = event["evaluation"]
+                store = artifact_store(root)
+                if store.status(step, identity).finished:
+                    found = read_json(store.fetch(step, identity) / "metrics.json")
+                    metrics[f"{store.uri(step, identity)}/metrics.json"] = {
+                        key: found[key] for key in ("test_error", "test_accuracy", "num_examples")}
         return {
             "ran": [event["task"] for event in events if event["kind"] == "ran"],
             "already_complete": [event["task"] for event in events if event["kind"] == "complete"],
@@ -126,44 +114,48 @@ class RunRecorder:
 def run_batch(argv: list[str]) -> int:
     """Run one scheduled job with ``argv`` (Luigi arguments); return its exit code."""
     argv = list(argv) or list(DEFAULT_ARGS)
-    outputs = outputs_from(argv)
-    outputs.mkdir(parents=True, exist_ok=True)
+    store = store_from(argv)
     with CmdlineParser.global_instance(["Evaluate"]):
         codes = luigi.retcodes.retcode()
-    with job_lock(outputs, argv) as (acquired, holder):
-        if not acquired:
-            print(f"Refusing to start: this job is already running ({holder}); exit code "
-                  f"{codes.already_running}.", file=sys.stderr)
-            return codes.already_running
-        handler = append_log_file(outputs / LOG_NAME, LOGGERS)
-        runs = outputs / "runs"
-        runs.mkdir(exist_ok=True)
-        started = datetime.now(timezone.utc)
-        name = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}"
-        recorder = RunRecorder(runs / f".{name}.events.jsonl")
-        recorder.install()
-        clock = time.monotonic()
-        logging.getLogger("tasks").info("Scheduled run started: %s", " ".join(argv))
-        try:
-            luigi.retcodes.run_with_retcodes(["--module", "tasks", *argv])
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        summary = {
-            "argv": argv,
-            "started": started.isoformat(timespec="seconds"),
-            "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "duration_s": round(time.monotonic() - clock, 3),
-            "exit_code": code,
-            **recorder.summary(),
-        }
-        path = runs / f"{name}.json"
-        write_json(path, summary)
-        recorder.events_path.unlink(missing_ok=True)
-        logging.getLogger("tasks").info("Scheduled run ended with exit code %d; summary %s", code, path)
-        handler.close()
-        print(f"Run summary: {path} (exit code {code})")
-        return code
+    try:
+        with exclusive_lock(job_lock_path(store, argv), wait=False):
+            return _run_locked(store, argv)
+    except LockHeld as busy:
+        print(f"Refusing to start: this job is already running ({busy.holder}); exit code "
+              f"{codes.already_running}.", file=sys.stderr)
+        return codes.already_running
+
+
+def _run_locked(store, argv: list[str]) -> int:
+    """Run the job (its lock held): log, record events, write the summary; return the exit code."""
+    handler = append_log_file(store.log_dir() / LOG_NAME, LOGGERS)
+    events = store.log_dir() / "runs"
+    events.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(timezone.utc)
+    name = f"{started.strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}"
+    recorder = RunRecorder(events / f".{name}.events.jsonl")
+    recorder.install()
+    clock = time.monotonic()
+    logging.getLogger("tasks").info("Scheduled run started: %s", " ".join(argv))
+    try:
+        luigi.retcodes.run_with_retcodes(["--module", "tasks", *argv])
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    summary = {
+        "argv": argv,
+        "started": started.isoformat(timespec="seconds"),
+        "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "duration_s": round(time.monotonic() - clock, 3),
+        "exit_code": code,
+        **recorder.summary(),
+    }
+    path = store.put_json(f"runs/{name}.json", summary)
+    recorder.events_path.unlink(missing_ok=True)
+    logging.getLogger("tasks").info("Scheduled run ended with exit code %d; summary %s", code, path)
+    handler.close()
+    print(f"Run summary: {path} (exit code {code})")
+    return code
 
 
 def main() -> None:

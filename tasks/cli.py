@@ -17,14 +17,16 @@ PROG = "lenet-pipeline"
 
 def _runs(argv: list[str]) -> int:
     from pipeline.results import runs
+    from tasks.config import artifact_store
 
-    return runs.main(argv, prog=f"{PROG} runs")
+    return runs.main(argv, f"{PROG} runs", artifact_store)
 
 
 def _predict(argv: list[str]) -> int:
     from pipeline.results import predict
+    from tasks.config import artifact_store
 
-    return predict.main(argv, prog=f"{PROG} predict")
+    return predict.main(argv, f"{PROG} predict", artifact_store)
 
 
 def _batch(argv: list[str]) -> int:

@@ -1,8 +1,12 @@
-"""Settings shared by several tasks, as Luigi config classes: ``[data]`` and ``[paths]``."""
+"""Settings shared by several tasks, as Luigi config classes: ``[data]`` and ``[paths]``; the artifact store."""
 
+import functools
+import os
 from pathlib import Path
 
 import luigi
+
+from pipeline.storage import is_s3, open_store
 
 
 class data(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg section users write
@@ -17,11 +21,42 @@ class data(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg sectio
 
 
 class paths(luigi.Config):  # noqa: N801
-    """Where artifacts go."""
+    """Where artifacts go, and where this host caches what it fetches from an object store."""
 
-    outputs = luigi.Parameter(default="outputs", description="root directory of all artifacts")
+    outputs = luigi.Parameter(
+        default="outputs", description="root of all artifacts: a directory, or s3://BUCKET/PREFIX")
+    cache = luigi.Parameter(
+        default="", description="local cache for an s3:// root (default: ~/.cache/lenet-luigi-pipeline)")
 
 
-def outputs_root() -> Path:
-    """Return the artifact root as an absolute path."""
-    return Path(paths().outputs).expanduser().resolve()
+def outputs_location(root: str | None = None) -> str:
+    """Return an artifact root (default: the configured one): ``s3://...`` as written, a directory made absolute."""
+    root = paths().outputs if root is None else str(root)
+    return root if is_s3(root) else str(Path(root).expanduser().resolve())
+
+
+def s3_client():
+    """Return a boto3 S3 client from Luigi's ``[s3]`` section, else the standard AWS variables.
+
+    ``[s3]`` options (endpoint_url, region_name, aws_access_key_id, aws_secret_access_key, ...)
+    are passed to boto3 by luigi.contrib.s3 as for Luigi's own S3 targets.
+    """
+    from luigi.contrib.s3 import S3Client
+
+    from pipeline.storage.s3 import client_config, prepare_client
+
+    return prepare_client(S3Client(config=client_config()).s3.meta.client)
+
+
+@functools.cache
+def _store(root: str, cache: str, process: int):
+    return open_store(root, cache or None, s3_client() if is_s3(root) else None)
+
+
+def artifact_store(root: str | None = None):
+    """Return the artifact store of ``root`` (default: the configured outputs root).
+
+    One per root and process: a forked worker makes its own, since an S3 client's pooled
+    connections must not be shared across processes.
+    """
+    return _store(outputs_location(root), paths().cache, os.getpid())

@@ -15,7 +15,7 @@ directory without a ``meta.json``, and exits 1 if there is any (0 when all match
 """
 
 import argparse
-import shutil
+import contextlib
 import sys
 from pathlib import Path
 
@@ -23,9 +23,9 @@ import luigi
 from luigi.cmdline_parser import CmdlineParser
 
 import tasks  # noqa: F401 - registers the task families
-from pipeline.artifacts import lock_holder, verify_artifact
+from pipeline.locks import LockHeld
 from tasks.base import ArtifactTask
-from tasks.config import outputs_root
+from tasks.config import artifact_store
 
 PROBLEMS_FOUND = 1
 
@@ -55,16 +55,25 @@ def tasks_to_forget(graph: dict, family: str) -> list:
     return sorted(forgotten, key=str)
 
 
-def refuse_if_running(artifacts: list[Path]) -> None:
-    """Stop with a message if a run is making any of ``artifacts`` right now (it holds the lock)."""
-    for artifact in artifacts:
-        holder = lock_holder(artifact)
-        if holder:
-            raise SystemExit(f"{artifact} is being made by a running job ({holder}); nothing removed. "
-                             "Wait for it or stop it, then run this again.")
+def delete_artifacts(store, artifacts: list[tuple[str, str]]) -> list[str]:
+    """Delete ``(step, id)`` artifacts, each while holding its lock; return what was removed.
+
+    Stops with a message, before deleting anything, if a run is making one of them right now.
+    """
+    removed = []
+    with contextlib.ExitStack() as held:
+        for step, identity in artifacts:
+            try:
+                held.enter_context(store.lock(step, identity, wait=False))
+            except LockHeld as busy:
+                raise SystemExit(f"{store.uri(step, identity)} is being made by a running job ({busy.holder}); "
+                                 "nothing removed. Wait for it or stop it, then run this again.") from None
+        for step, identity in artifacts:
+            removed += store.remove(step, identity)
+    return removed
 
 
-def forget(family: str, root_family: str, luigi_args: list[str]) -> list[Path]:
+def forget(family: str, root_family: str, luigi_args: list[str]) -> list[str]:
     """Delete the artifacts of ``family`` and its downstream tasks in the root's graph."""
     with CmdlineParser.global_instance([root_family, *luigi_args]) as parser:
         graph = dependency_graph(parser.get_task_obj())
@@ -72,31 +81,29 @@ def forget(family: str, root_family: str, luigi_args: list[str]) -> list[Path]:
             families = sorted({task.get_task_family() for task in graph})
             raise SystemExit(f"No {family} in the graph of {root_family}; its steps are: {', '.join(families)}")
         forgotten = tasks_to_forget(graph, family)
-        refuse_if_running([Path(task.output().path) for task in forgotten])
-        removed = []
-        for task in forgotten:
-            paths = [Path(task.output().path)]
-            if hasattr(task, "checkpoint_dir"):
-                paths.append(task.checkpoint_dir())
-            for path in paths:
-                if path.exists():
-                    shutil.rmtree(path)
-                    removed.append(path)
-        return removed
+        return delete_artifacts(artifact_store(), [(task.step, task.artifact_id) for task in forgotten])
 
 
-def remove(names: list[str]) -> list[Path]:
-    """Delete the named artifact directories (paths, or ids looked up under the outputs root)."""
-    root = outputs_root()
-    removed = []
-    for name in names:
-        candidates = [Path(name)] if Path(name).is_dir() else sorted(root.glob(f"*/{name}"))
-        if len(candidates) != 1 or not (candidates[0] / "meta.json").is_file():
-            raise SystemExit(f"{name} is not one artifact directory under {root} (no meta.json found); nothing removed.")
-        refuse_if_running(candidates)
-        shutil.rmtree(candidates[0])
-        removed.append(candidates[0])
-    return removed
+def find_artifact(store, name: str) -> tuple[str, str]:
+    """Return (step, id) of an artifact named by its id, or by its directory or URI in the store."""
+    text = name.rstrip("/")
+    if "://" not in text and "/" in text:
+        text = str(Path(text).expanduser().resolve())
+    parts = text.split("/")
+    if len(parts) >= 2:
+        candidates = [(parts[-2], parts[-1])] if store.uri(parts[-2], parts[-1]) == text else []
+    else:
+        candidates = [(step, text) for step in artifact_steps() if text in store.ids(step)]
+    found = [(step, identity) for step, identity in candidates if store.read_meta(step, identity) is not None]
+    if len(found) != 1:
+        raise SystemExit(f"{name} is not one artifact under {store.describe()} (no meta.json found); nothing removed.")
+    return found[0]
+
+
+def remove(names: list[str]) -> list[str]:
+    """Delete the named artifacts (ids, directories or URIs under the outputs root)."""
+    store = artifact_store()
+    return delete_artifacts(store, [find_artifact(store, name) for name in names])
 
 
 def artifact_steps() -> list[str]:
@@ -110,16 +117,10 @@ def artifact_steps() -> list[str]:
     return sorted(found)
 
 
-def artifact_directories(root: Path) -> list[Path]:
-    """Return every artifact directory under ``root``: not staging, lock or checkpoint entries."""
-    return [path for step in artifact_steps() for path in sorted((root / step).glob("*"))
-            if path.is_dir() and not path.name.startswith(".") and not path.name.endswith(".incomplete")]
-
-
-def verify(root: Path) -> tuple[int, list[str]]:
-    """Return how many artifacts under ``root`` were checked and one line per problem found."""
-    directories = artifact_directories(root)
-    return len(directories), [problem for directory in directories for problem in verify_artifact(directory)]
+def verify(store) -> tuple[int, list[str]]:
+    """Return how many artifacts the store holds and one line per problem found (every file re-hashed)."""
+    artifacts = [(step, identity) for step in artifact_steps() for identity in store.ids(step)]
+    return len(artifacts), [problem for step, identity in artifacts for problem in store.verify(step, identity)]
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -135,11 +136,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args, luigi_args = parser.parse_known_args(argv)
     if args.command == "verify":
         with CmdlineParser.global_instance(["Evaluate", *luigi_args]):  # for --paths-outputs
-            root = outputs_root()
-        checked, problems = verify(root)
+            store = artifact_store()
+            checked, problems = verify(store)
         for problem in problems:
             print(problem)
-        print(f"{checked} artifacts under {root}: "
+        print(f"{checked} artifacts under {store.describe()}: "
               + (f"{len(problems)} problems" if problems else "every file matches its meta.json"))
         return PROBLEMS_FOUND if problems else 0
     if args.command == "forget":

@@ -33,11 +33,12 @@ class Report(ArtifactTask):
         from pipeline.results import report
 
         staging = Path(staging)
-        evaluation = Path(self.input()["evaluation"].path)
+        evaluation = self.input()["evaluation"].fetch()
         metrics = read_json(evaluation / "metrics.json")
-        history = read_json(Path(self.input()["model"].path) / "history.json")
-        images = np.load(Path(self.input()["data"].path) / "test_images.npy", mmap_mode="r")
-        labels = np.load(Path(self.input()["data"].path) / "test_labels.npy")
+        history = read_json(self.input()["model"].fetch() / "history.json")
+        extracted = self.input()["data"].fetch()
+        images = np.load(extracted / "test_images.npy", mmap_mode="r")
+        labels = np.load(extracted / "test_labels.npy")
         predictions = np.load(evaluation / "predictions.npy")
         class_names = metrics["class_names"]
         report.plot_learning_curves(history, staging / "learning_curves.png")
@@ -45,7 +46,7 @@ class Report(ArtifactTask):
         _, shown = report.plot_misclassified(images, labels, predictions, class_names, staging / "misclassified.png")
         report.plot_per_class_accuracy(metrics["per_class_accuracy"], staging / "per_class_accuracy.png")
         params = {"dataset": get_dataset(data().dataset).name, **metrics["params"],
-                  "train_artifact": self.input()["model"].path, "evaluate_artifact": str(evaluation)}
+                  "train_artifact": self.input()["model"].path, "evaluate_artifact": self.input()["evaluation"].path}
         report.write_html(staging / "report.html", f"LeNet run {self.artifact_id}", params, metrics, {
             "Learning curves per epoch": "learning_curves.png",
             "Confusion matrix (rows: true, columns: predicted)": "confusion_matrix.png",
@@ -55,4 +56,4 @@ class Report(ArtifactTask):
         return {"test_error": metrics["test_error"]}
 
     def after_commit(self):
-        print(f"Report: {Path(self.output().path) / 'report.html'}", flush=True)
+        print(f"Report: {self.output().path}/report.html", flush=True)

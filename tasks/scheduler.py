@@ -3,7 +3,8 @@
     python -m tasks.scheduler [--address 127.0.0.1] [--port 8082] [--state-dir DIR] [luigid flags]
 
 ``scripts/start-scheduler`` runs this with its ``LUIGID_*`` variables. The state directory
-defaults to ``<outputs>/luigid`` and is created when missing; the task history (SQLite) always
+defaults to ``<outputs>/luigid`` (for an ``s3://`` outputs root, ``~/.cache/lenet-luigi-pipeline/luigid``)
+and is created when missing; the task history (SQLite) always
 lives in it, wherever it is. Plain ``luigid`` from the repository root works too: it reads
 ``luigi.cfg``, whose history and state paths point into ``outputs/luigid/``.
 """
@@ -16,7 +17,8 @@ from pathlib import Path
 import luigi.cmdline
 from luigi.configuration import get_config
 
-from tasks.config import outputs_root
+from pipeline.storage import default_cache_dir, is_s3
+from tasks.config import outputs_location
 
 
 def set_option(section: str, option: str, value: str) -> None:
@@ -34,7 +36,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", default="8082")
     parser.add_argument("--state-dir", type=Path, default=None, help="default: <outputs>/luigid")
     args, luigid_args = parser.parse_known_args(argv)
-    state = (args.state_dir or outputs_root() / "luigid").expanduser().resolve()
+    outputs = outputs_location()
+    default_state = (default_cache_dir() if is_s3(outputs) else Path(outputs)) / "luigid"
+    state = (args.state_dir or default_state).expanduser().resolve()
     try:
         (state / "log").mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -18,7 +18,7 @@ from pipeline.data.split import VALIDATION_SIZE, check_validation_size
 from pipeline.training.config import TrainingConfig
 from pipeline.data.datasets import get_dataset
 from tasks.base import ArtifactTask
-from tasks.config import data, outputs_root
+from tasks.config import data
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class ExtractToNpy(ArtifactTask):
     def produce(self, staging):
         from pipeline.data.extract import extract_to_npy
 
-        return {"counts": extract_to_npy(Path(self.input().path), Path(staging))}
+        return {"counts": extract_to_npy(self.input().fetch(), Path(staging))}
 
 
 class SplitValidation(ArtifactTask):
@@ -119,7 +119,7 @@ class SplitValidation(ArtifactTask):
 
         from pipeline.data.split import split_validation
 
-        images, labels = _load_arrays(self.input().path, "train_images", "train_labels")
+        images, labels = _load_arrays(self.input().fetch(), "train_images", "train_labels")
         arrays = split_validation(images, labels, self.validation_size)
         for name, array in arrays.items():
             np.save(Path(staging) / f"{name}.npy", array)
@@ -165,16 +165,21 @@ class Train(ArtifactTask):
         self.training_config()
 
     def identity_params(self):
+        from pipeline.training.numerics import resolve_numerics
+
         params = self.training_config().as_dict()
         del params["log_every"]
+        # What `auto` means on this host is part of what the artifact is: hosts whose numerics
+        # differ make different artifacts, and `auto` is the same artifact as its resolution.
+        params["precision"], params["kernels"] = resolve_numerics(params["precision"], params["kernels"])
         return params
 
     def requires(self):
         return SplitValidation()
 
     def checkpoint_dir(self) -> Path:
-        """Return where checkpoints of this training live until it finishes."""
-        return outputs_root() / self.step / f"{self.artifact_id}.incomplete"
+        """Return where checkpoints of this training live until it finishes (local; the store keeps a copy)."""
+        return self.store.work_dir(self.step, self.artifact_id)
 
     def produce(self, staging):
         from pipeline.tensorflow_runtime import import_tensorflow
@@ -183,17 +188,30 @@ class Train(ArtifactTask):
         from pipeline.progress import ConsoleProgress
         from pipeline.training.loop import TENSORBOARD_DIR, train_model
 
-        config = self.training_config()
+        import dataclasses
+
+        from pipeline.training.checkpoints import is_checkpoint_state, newest_checkpoint_epoch
+
+        config = dataclasses.replace(self.training_config(), precision=self.identity["precision"],
+                                     kernels=self.identity["kernels"])
+        if self.store.pull_work(self.step, self.artifact_id, newest_checkpoint_epoch):
+            log.info("Train %s: fetched the latest checkpoint from %s", self.artifact_id, self.store.describe())
+
+        def save_checkpoint(record):
+            self.store.push_work(self.step, self.artifact_id, last=is_checkpoint_state)
+            self._report_epoch(record)
+
         # While training, the events are in the checkpoint directory; after_commit points here
         # to their final place, since the checkpoint directory is removed.
         self.set_tracking_url(self.tensorboard_url or (self.checkpoint_dir() / TENSORBOARD_DIR).as_uri())
         self._progress = ConsoleProgress("Train")
         try:
             # Handed over unnamed, so the training set's pages can be released once on the device.
+            split = self.input().fetch()
             model, history = train_model(
-                tuple(_load_arrays(self.input().path, "train_images", "train_labels")),
-                tuple(_load_arrays(self.input().path, "validation_images", "validation_labels")),
-                config, self.checkpoint_dir(), self._report_epoch, self._report_step)
+                tuple(_load_arrays(split, "train_images", "train_labels")),
+                tuple(_load_arrays(split, "validation_images", "validation_labels")),
+                config, self.checkpoint_dir(), save_checkpoint, self._report_step)
         finally:
             self._progress.close()
         model.save(Path(staging) / "model.keras")
@@ -234,8 +252,9 @@ class Train(ArtifactTask):
         from pipeline.training.loop import TENSORBOARD_DIR
 
         if not self.tensorboard_url:
-            self.set_tracking_url((Path(self.output().path) / TENSORBOARD_DIR).as_uri())
-        shutil.rmtree(self.checkpoint_dir(), ignore_errors=True)
+            location = f"{self.output().path}/{TENSORBOARD_DIR}"
+            self.set_tracking_url(location if "://" in location else Path(location).as_uri())
+        self.store.drop_work(self.step, self.artifact_id)
 
 
 class Evaluate(ArtifactTask):
@@ -270,8 +289,8 @@ class Evaluate(ArtifactTask):
         from pipeline.results.evaluation import classification_metrics
         from pipeline.training.loop import predict_labels
 
-        images, labels = _load_arrays(self.input()["data"].path, "test_images", "test_labels")
-        model = keras.models.load_model(Path(self.input()["model"].path) / "model.keras")
+        images, labels = _load_arrays(self.input()["data"].fetch(), "test_images", "test_labels")
+        model = keras.models.load_model(self.input()["model"].fetch() / "model.keras")
         predictions = predict_labels(model, images)
         metrics = classification_metrics(labels, predictions, get_dataset(data().dataset).class_names)
         train = self.upstream()["model"]
@@ -283,14 +302,14 @@ class Evaluate(ArtifactTask):
         self.set_status_message(f"test error {metrics['test_error']:.2f}%")
         return {"test_error": metrics["test_error"]}
 
-    def metrics_path(self) -> Path:
-        """Return where ``metrics.json`` of this evaluation lives."""
-        return Path(self.output().path) / "metrics.json"
-
-    def after_commit(self):
+    def metrics(self) -> dict:
+        """Return this evaluation's ``metrics.json`` (fetched from the store)."""
         from pipeline.artifacts import read_json
 
-        metrics = read_json(self.metrics_path())
-        message = f"Test error: {metrics['test_error']:.1f}%  (metrics: {self.metrics_path()})"
+        return read_json(self.output().fetch() / "metrics.json")
+
+    def after_commit(self):
+        metrics = self.metrics()
+        message = f"Test error: {metrics['test_error']:.1f}%  (metrics: {self.output().path}/metrics.json)"
         log.info(message)
         print(message, flush=True)

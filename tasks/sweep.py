@@ -68,7 +68,7 @@ class Sweep(ArtifactTask):
         rows = []
         for name, target in self.input().items():
             evaluation = self.requires()[name]
-            metrics = read_json(Path(target.path) / "metrics.json")
+            metrics = read_json(target.fetch() / "metrics.json")
             rows.append({
                 "params": dict(evaluation.train_overrides),
                 "test_error": metrics["test_error"],
@@ -82,5 +82,5 @@ class Sweep(ArtifactTask):
         return {"runs": len(rows), "best": rows[0]}
 
     def after_commit(self):
-        print(f"Sweep of {len(self.input())} runs: {Path(self.output().path) / 'results.md'}", flush=True)
-        print((Path(self.output().path) / "results.md").read_text(), flush=True)
+        print(f"Sweep of {len(self.input())} runs: {self.output().path}/results.md", flush=True)
+        print((self.output().fetch() / "results.md").read_text(), flush=True)

@@ -1,4 +1,4 @@
-"""Artifact ids, atomic directories, the per-artifact lock, and meta.json checksums."""
+"""Artifact ids, atomic directories, what \"finished\" means, and meta.json checksums."""
 
 import errno
 import hashlib
@@ -6,13 +6,12 @@ import json
 import logging
 import os
 import socket
-import threading
-import time
+from pathlib import Path
 
 import pytest
 
-from pipeline.artifacts import (META_FILE, RunClock, artifact_id, artifact_lock, atomic_directory, lock_holder,
-                                discard_unfinished, is_complete, verify_artifact, write_meta)
+from pipeline.artifacts import (META_FILE, RunClock, artifact_id, atomic_directory, directory_problem,
+                                remove_leftovers, verify_artifact, write_meta)
 from pipeline.errors import PipelineError
 
 
@@ -46,25 +45,25 @@ def test_full_disk_is_explained(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_leftovers_of_dead_processes_are_removed(tmp_path):
-    import socket
-
-    stale = tmp_path / f".id.tmp-{socket.gethostname()}-999999999-abcdef"
-    stale.mkdir()
-    with atomic_directory(tmp_path / "id"):
-        pass
-    assert not stale.exists()
+def test_leftovers_of_any_host_are_removed_by_the_lock_holder(tmp_path):
+    stale = [tmp_path / f".id.tmp-{host}-{os.getpid()}-abcdef" for host in ("other-host", socket.gethostname())]
+    stale.append(tmp_path / ".id.unfinished-123456")
+    for path in stale:
+        path.mkdir()
+    (tmp_path / ".other.tmp-host-1-abcdef").mkdir()
+    assert sorted(remove_leftovers(tmp_path / "id")) == sorted(stale)
+    assert [path.name for path in tmp_path.iterdir()] == [".other.tmp-host-1-abcdef"]
 
 
 def test_a_finished_twin_already_in_place_wins_and_the_copy_is_discarded(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="pipeline.artifacts")
     final = tmp_path / "step" / "id"
-    with atomic_directory(final, finished=is_complete) as staging:
+    with atomic_directory(final, finished=lambda path: directory_problem(path, "id") is None) as staging:
         (staging / "mine").write_text("mine")
         # Another run commits the same artifact while this one is still writing.
         final.mkdir()
         (final / "theirs").write_text("theirs")
-        (final / META_FILE).write_text("{}")
+        write_meta(final, "step", "id", {}, {}, RunClock())
     assert sorted(p.name for p in final.iterdir()) == [META_FILE, "theirs"]
     assert [p.name for p in final.parent.iterdir()] == ["id"], "the staging copy was left behind"
     assert "already in place (made by another run)" in caplog.text
@@ -73,50 +72,45 @@ def test_a_finished_twin_already_in_place_wins_and_the_copy_is_discarded(tmp_pat
 def test_an_unfinished_directory_in_the_way_is_not_taken_for_a_twin(tmp_path):
     final = tmp_path / "id"
     with pytest.raises(OSError):
-        with atomic_directory(final, finished=is_complete) as staging:
+        with atomic_directory(final, finished=lambda path: directory_problem(path, "id") is None) as staging:
             (staging / "mine").write_text("mine")
             final.mkdir()
             (final / "half").write_text("x")
-    assert discard_unfinished(final) and not final.exists()
+    assert directory_problem(final, "id") == "it has no readable meta.json"
 
 
-def test_lock_makes_a_second_holder_wait_and_names_the_first(tmp_path):
-    final = tmp_path / "train" / "abc"
-    order, waited_for = [], []
-    with artifact_lock(final):
-        def second():
-            with artifact_lock(final, on_wait=waited_for.append):
-                order.append("second")
-
-        thread = threading.Thread(target=second)
-        thread.start()
-        time.sleep(0.3)
-        order.append("first done")
-    thread.join(5)
-    assert order == ["first done", "second"]
-    (holder,) = waited_for
-    assert f"pid {os.getpid()} since" in holder and socket.gethostname() in holder
-    assert list((tmp_path / "train").iterdir()) == [], "the lock file was left behind"
+def test_files_and_directories_are_flushed_before_the_rename(tmp_path, monkeypatch):
+    synced, renamed = [], []
+    real_fsync, real_rename = os.fsync, os.rename
+    monkeypatch.setattr(os, "fsync", lambda descriptor: (synced.append(os.readlink(f"/proc/self/fd/{descriptor}")),
+                                                          real_fsync(descriptor)))
+    monkeypatch.setattr(os, "rename", lambda a, b: (renamed.append((len(synced), str(b))), real_rename(a, b)))
+    final = tmp_path / "step" / "id"
+    with atomic_directory(final) as staging:
+        (staging / "sub").mkdir()
+        (staging / "sub" / "model.keras").write_bytes(b"w")
+        (staging / META_FILE).write_text("{}")
+    flushed_before_rename = {Path(path).name for path in synced[:renamed[0][0]]}
+    assert {"model.keras", META_FILE, "sub"} <= flushed_before_rename
+    assert Path(synced[-1]) == final.parent, "the parent directory is flushed after the rename"
 
 
-def test_many_holders_take_turns_one_at_a_time(tmp_path):
-    final = tmp_path / "train" / "abc"
-    inside, overlaps = [], []
-
-    def worker():
-        for _ in range(20):
-            with artifact_lock(final):
-                inside.append(1)
-                overlaps.append(len(inside))
-                time.sleep(0.001)
-                inside.pop()
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert len(overlaps) == 80 and max(overlaps) == 1, "two holders were inside at once"
+@pytest.mark.parametrize("damage, reason", [
+    (lambda d: (d / "model.keras").write_bytes(b"x" * 100), "model.keras has 100 bytes where meta.json recorded 7"),
+    (lambda d: (d / "tensorboard" / "events").unlink(), "tensorboard/events is missing"),
+    (lambda d: (d / META_FILE).write_text('{"artifact_id": "abc"'), "it has no readable meta.json"),
+    (lambda d: (d / META_FILE).write_text(
+        (d / META_FILE).read_text().replace('"abc"', '"other"')), "its meta.json names artifact 'other', not 'abc'"),
+])
+def test_an_artifact_is_finished_only_with_every_recorded_file_at_its_size(tmp_path, damage, reason):
+    directory = tmp_path / "train" / "abc"
+    (directory / "tensorboard").mkdir(parents=True)
+    (directory / "model.keras").write_bytes(b"weights")
+    (directory / "tensorboard" / "events").write_bytes(b"e")
+    write_meta(directory, "train", "abc", {}, {}, RunClock())
+    assert directory_problem(directory, "abc") is None
+    damage(directory)
+    assert directory_problem(directory, "abc") == reason
 
 
 def test_meta_lists_every_file_and_verify_finds_each_change(tmp_path):
@@ -139,17 +133,5 @@ def test_meta_lists_every_file_and_verify_finds_each_change(tmp_path):
     assert str(directory / "model.keras") in problems[0]
 
     (directory / META_FILE).unlink()
-    assert not is_complete(directory)
-    assert "no meta.json" in verify_artifact(directory)[0]
-
-
-def test_lock_holder_names_a_running_holder_and_none_otherwise(tmp_path):
-    final = tmp_path / "train" / "abc"
-    assert lock_holder(final) is None
-    with artifact_lock(final):
-        held = []
-        thread = threading.Thread(target=lambda: held.append(lock_holder(final)))
-        thread.start()
-        thread.join(5)
-    assert held and f"pid {os.getpid()}" in held[0]
-    assert lock_holder(final) is None
+    assert directory_problem(directory, "abc") is not None
+    assert "no readable meta.json" in verify_artifact(directory)[0]

@@ -40,7 +40,7 @@ def test_exit_codes_are_the_modules_own(tmp_path):
     assert lenet_pipeline("verify", "--paths-outputs", str(tmp_path)).returncode == 0
     (tmp_path / "train" / "abc").mkdir(parents=True)
     unfinished = lenet_pipeline("verify", "--paths-outputs", str(tmp_path))
-    assert unfinished.returncode == 1 and "no meta.json" in unfinished.stdout
+    assert unfinished.returncode == 1 and "no readable meta.json" in unfinished.stdout
     unreadable = lenet_pipeline("predict", "--model", str(tmp_path), str(tmp_path / "missing.png"))
     assert unreadable.returncode == 2 and unreadable.stderr.startswith("error: ")
     listed = lenet_pipeline("runs", "--outputs", str(tmp_path), "list")

@@ -99,12 +99,12 @@ def test_outputs_root_is_read_through_luigi_configuration(tmp_path):
     user_config = tmp_path / "user.cfg"
     user_config.write_text(f"[paths]\noutputs = {tmp_path / 'configured'}\n")
     env = {**cli_env(), "LUIGI_CONFIG_PATH": str(user_config)}
-    code = ("from tasks.batch import outputs_from; "
-            "print(outputs_from(['Evaluate'])); print(outputs_from(['Evaluate', '--paths-outputs=flag']))")
+    code = ("from tasks.batch import store_from; "
+            "print(store_from(['Evaluate']).describe()); print(store_from(['Evaluate', '--paths-outputs=flag']).describe())")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
                             text=True, timeout=60)
     assert result.stdout.splitlines() == [str(tmp_path / "configured"), str(tmp_path / "flag")], output_of(result)
-    listed = subprocess.run([sys.executable, "-m", "pipeline.results.runs", "list"], cwd=tmp_path, env=env,
+    listed = subprocess.run([sys.executable, "-m", "tasks.cli", "runs", "list"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0 and str(tmp_path / "configured") in output_of(listed), output_of(listed)
 

@@ -1,7 +1,7 @@
 """Prediction with a trained model: class and probability for each image.
 
-    python -m pipeline.results.predict --model latest digit.png scan.jpg batch.npy
-    python -m pipeline.results.predict --model outputs/train/<id> digit.png
+    lenet-pipeline predict --model latest digit.png scan.jpg batch.npy
+    lenet-pipeline predict --model outputs/train/<id> digit.png
 
 ``--model`` is a Train artifact directory (or its ``model.keras``), or ``latest`` for the most
 recently finished training under ``--outputs`` (default: ``[paths] outputs`` of Luigi's configuration).
@@ -12,22 +12,24 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from pipeline.artifacts import read_json
+from pipeline.artifacts import ID_LENGTH, read_json
 from pipeline.errors import PipelineError
 from pipeline.results.preprocess import load_inputs
 
 
-def find_model(spec: str, outputs: Path) -> Path:
-    """Return the model.keras named by ``spec`` (a path, or 'latest')."""
+def find_model(spec: str, store) -> Path:
+    """Return the model.keras named by ``spec``: a Train artifact directory or file, or 'latest' in ``store``."""
     if spec == "latest":
-        finished = [path for path in Path(outputs).glob("train/*/model.keras") if path.parent.name.isalnum()]
+        finished = [(store.read_meta("train", identity) or {}).get("ended", "") + identity
+                    for identity in store.ids("train") if store.status("train", identity).finished]
         if not finished:
-            raise PipelineError(f"No trained model under {outputs}/train: run the pipeline first, "
+            raise PipelineError(f"No trained model under {store.describe()}/train: run the pipeline first, "
                                 "or pass --model with a Train artifact directory.")
-        return max(finished, key=lambda path: path.stat().st_mtime)
+        return store.fetch("train", max(finished)[-ID_LENGTH:]) / "model.keras"
     path = Path(spec)
     if path.is_dir():
         path = path / "model.keras"
@@ -55,18 +57,20 @@ def predict(model_path: Path, images: np.ndarray) -> np.ndarray:
     return keras.ops.convert_to_numpy(keras.ops.softmax(keras.ops.cast(logits, "float32")))
 
 
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    """Entry point; prints one line per image, returns the exit code."""
+def main(argv: list[str] | None, prog: str | None, open_store: Callable) -> int:
+    """Entry point of ``lenet-pipeline predict``; prints one line per image, returns the exit code.
+
+    ``open_store(--outputs or None)`` gives the artifact store that ``latest`` is looked up in.
+    """
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", type=Path, help="PNG/JPEG files or .npy batches")
     parser.add_argument("--model", default="latest", help="'latest' or a Train artifact directory")
-    parser.add_argument("--outputs", type=Path, default=None, help="artifact root (for 'latest')")
+    parser.add_argument("--outputs", default=None, help="artifact root, a directory or s3://BUCKET/PREFIX (for 'latest')")
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of text")
     args = parser.parse_args(argv)
-    from tasks.config import outputs_root as configured_outputs  # [paths] outputs, as the tasks read it
     try:
         images, names = load_inputs(args.images)
-        model_path = find_model(args.model, args.outputs or configured_outputs())
+        model_path = find_model(args.model, open_store(args.outputs) if args.model == "latest" else None)
         probabilities = predict(model_path, images)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -82,5 +86,3 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """The runs table: every evaluated run under the outputs root, and the difference between two.
 
-    python -m pipeline.results.runs list [--sort test_error] [--filter epochs=10] [--all-params]
-    python -m pipeline.results.runs diff <evaluate id or dir> <evaluate id or dir>
+    lenet-pipeline runs list [--sort test_error] [--filter epochs=10] [--all-params]
+    lenet-pipeline runs diff <evaluate id or dir> <evaluate id or dir>
 
 Like ``dvc exp show`` / ``dvc exp diff``: ``list`` prints one row per run with the parameters
 that differ between runs (``--all-params`` for all) and the test error; ``diff`` prints the
@@ -10,25 +10,26 @@ parameters and metrics that differ between two runs.
 
 import argparse
 import json
-import sys
 from pathlib import Path
+from typing import Callable
 
 from pipeline.artifacts import read_json
 
 METRICS = ("test_error", "test_accuracy", "num_examples")
 
 
-def load_runs(outputs: Path) -> list[dict]:
-    """Return one record per finished evaluation under ``outputs``."""
+def load_runs(store) -> list[dict]:
+    """Return one record per finished evaluation in an artifact store (pipeline.storage)."""
     runs = []
-    for metrics_path in sorted(Path(outputs).glob("evaluate/*/metrics.json")):
-        directory = metrics_path.parent
-        metrics = read_json(metrics_path)
-        meta_path = directory / "meta.json"
-        meta = read_json(meta_path) if meta_path.is_file() else {}
+    for identity in store.ids("evaluate"):
+        if not store.status("evaluate", identity).finished:
+            continue
+        directory = store.fetch("evaluate", identity)
+        metrics = read_json(directory / "metrics.json")
+        meta = read_json(directory / "meta.json")
         runs.append({
-            "run": directory.name,
-            "path": str(directory),
+            "run": identity,
+            "path": store.uri("evaluate", identity),
             "ended": meta.get("ended", ""),
             "params": {"dataset": metrics.get("dataset"), **metrics.get("params", {})},
             "metrics": {key: metrics[key] for key in METRICS if key in metrics},
@@ -82,9 +83,9 @@ def format_table(runs: list[dict], all_params: bool = False) -> str:
 def find_run(runs: list[dict], name: str) -> dict:
     """Return the run whose id or directory is ``name``."""
     for run in runs:
-        if name in (run["run"], run["path"]) or Path(name).resolve() == Path(run["path"]).resolve():
+        if name in (run["run"], run["path"]) or ("://" not in name and str(Path(name).resolve()) == run["path"]):
             return run
-    raise SystemExit(f"No evaluated run {name!r}; `python -m pipeline.results.runs list` shows them.")
+    raise SystemExit(f"No evaluated run {name!r}; `lenet-pipeline runs list` shows them.")
 
 
 def diff_runs(first: dict, second: dict) -> dict:
@@ -112,10 +113,11 @@ def format_diff(first: dict, second: dict, difference: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    """Entry point: ``python -m pipeline.results.runs {list,diff}``."""
+def main(argv: list[str] | None, prog: str | None, open_store: Callable) -> int:
+    """Entry point of ``lenet-pipeline runs {list,diff}``; ``open_store(--outputs or None)`` gives the store."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    parser.add_argument("--outputs", type=Path, default=None, help="artifact root (default: [paths] outputs of Luigi's configuration)")
+    parser.add_argument("--outputs", default=None,
+                        help="artifact root, a directory or s3://BUCKET/PREFIX (default: [paths] outputs of Luigi's configuration)")
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="one row per evaluated run")
     listing.add_argument("--sort", default="test_error", help="a metric, a parameter, 'ended' or 'run'")
@@ -127,9 +129,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     difference.add_argument("second")
     difference.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    from tasks.config import outputs_root as configured_outputs  # [paths] outputs, as the tasks read it
-    outputs = args.outputs or configured_outputs()
-    runs = load_runs(outputs)
+    store = open_store(args.outputs)
+    outputs = store.describe()
+    runs = load_runs(store)
     if args.command == "list":
         chosen = select_runs(runs, parse_filters(args.filter), args.sort)
         if not chosen and not args.json:
@@ -143,5 +145,3 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())

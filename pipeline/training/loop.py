@@ -2,8 +2,6 @@
 
 import dataclasses
 import logging
-import re
-import shutil
 import time
 import weakref
 from pathlib import Path
@@ -13,7 +11,7 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from pipeline.artifacts import atomic_directory, read_json, write_json
+from pipeline.training.checkpoints import Checkpoints
 from pipeline.training.config import TrainingConfig
 from pipeline.errors import ConfigError
 from pipeline.training.fused import choose_kernels
@@ -23,7 +21,6 @@ from pipeline.training.schedule import keras_schedule, steps_per_epoch
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_PREFIX = "ckpt-epoch-"
 TENSORBOARD_DIR = "tensorboard"
 EVAL_BATCH_SIZE = 1000
 
@@ -66,61 +63,6 @@ def predict_labels(model: keras.Model, images: np.ndarray, batch_size: int = EVA
 def error_rate(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> float:
     """Return the percentage of ``images`` the model misclassifies."""
     return float(100.0 * np.mean(predict_labels(model, images) != labels))
-
-
-def training_state(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> dict:
-    """Return every variable that decides the rest of a run, keyed by its Keras path.
-
-    The weights, the optimizer's step, momentum slots (and loss scale), and the dropout layer's
-    seed-generator state: with all of them restored, a resumed run continues bit for bit as an
-    uninterrupted one. Keyed by layer and variable name, and the optimizer's by their path less
-    the per-process counter Keras adds to optimizer names (``sgd_1``), so a restore matches each
-    value to its own variable, not by position.
-    """
-    named = [(f"{layer.name}/{variable.name}", variable) for layer in model.layers for variable in layer.variables]
-    named += [("optimizer/" + re.sub(r"_\d+(?=/)", "", variable.path, count=1), variable)
-              for variable in optimizer.variables]
-    state = {}
-    for key, variable in named:
-        if key in state and state[key] is not variable:
-            raise ValueError(f"two training variables share the name {key!r}")
-        state[key] = variable
-    return state
-
-
-class Checkpoints:
-    """Per-epoch checkpoints in a work directory: the training state, the history and the position."""
-
-    STATE_PREFIX = "state"
-
-    def __init__(self, directory: Path):
-        self.directory = Path(directory)
-
-    def latest(self) -> Path | None:
-        """Return the newest complete checkpoint, or None."""
-        found = sorted(self.directory.glob(f"{CHECKPOINT_PREFIX}*"))
-        return found[-1] if found else None
-
-    def save(self, model, optimizer, epoch: int, history: list) -> None:
-        """Write the state after ``epoch`` atomically, then drop older checkpoints."""
-        final = self.directory / f"{CHECKPOINT_PREFIX}{epoch:04d}"
-        with atomic_directory(final) as staging:
-            tf.train.Checkpoint(variables=training_state(model, optimizer)).write(
-                str(staging / self.STATE_PREFIX))
-            write_json(staging / "state.json", {"epoch": epoch, "history": history})
-        for older in self.directory.glob(f"{CHECKPOINT_PREFIX}*"):
-            if older != final:
-                shutil.rmtree(older, ignore_errors=True)
-
-    def restore(self, checkpoint: Path, model, optimizer) -> tuple[int, list]:
-        """Load ``checkpoint`` into the model and optimizer; return (epochs done, history).
-
-        Every saved value must find its variable and every variable its value, or this raises.
-        """
-        tf.train.Checkpoint(variables=training_state(model, optimizer)).read(
-            str(checkpoint / self.STATE_PREFIX)).assert_consumed()
-        state = read_json(checkpoint / "state.json")
-        return state["epoch"], state["history"]
 
 
 def purge_events_after(directory: Path, step: int) -> int:

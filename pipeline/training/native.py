@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 from importlib import resources
@@ -44,8 +45,9 @@ def cache_root() -> Path:
     """Return where built ops are kept: $LENET_KERNEL_CACHE, else the user's cache directory."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "lenet-luigi-pipeline" / "kernels"
+    from pipeline.storage import default_cache_dir
+
+    return default_cache_dir() / "kernels"
 
 
 def compiler() -> str:
@@ -79,16 +81,24 @@ def _compiler_version(cxx: str) -> str:
 
 
 def _build_key() -> str:
-    """Return a hash of what the binary depends on besides the compiler: sources, TensorFlow, flags, CPU."""
-    import tensorflow as tf
+    """Return a hash of what the binary depends on besides the compiler: sources, TensorFlow, flags, CPU.
+
+    Read without importing TensorFlow (its version and location stand for its compile and link
+    flags), so that deciding whether the ops are available stays cheap.
+    """
+    from pipeline.training.numerics import tensorflow_fingerprint
 
     key = hashlib.sha256()
     for source in _sources():
         key.update(source.name.encode() + source.read_bytes())
-    for part in (tf.__version__, *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags(),
-                 *LOOP_FLAGS, *GLUE_FLAGS, repr(LOOPS), platform.machine(), _cpu_flags()):
+    for part in (tensorflow_fingerprint(), *LOOP_FLAGS, *GLUE_FLAGS, repr(LOOPS), platform.machine(), _cpu_flags()):
         key.update(part.encode())
     return key.hexdigest()[:20]
+
+
+def available() -> bool:
+    """Return True when the ops can be loaded here: a C++ compiler to build them, or a build from before."""
+    return shutil.which(compiler()) is not None or prebuilt_library() is not None
 
 
 def library_path() -> Path:

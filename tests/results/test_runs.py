@@ -6,7 +6,9 @@ import pytest
 
 from conftest import output_of
 
+from pipeline.artifacts import write_meta, RunClock
 from pipeline.results import runs
+from pipeline.storage.local import LocalStore
 
 
 def fake_run(outputs, run_id, epochs, test_error, ended):
@@ -16,7 +18,11 @@ def fake_run(outputs, run_id, epochs, test_error, ended):
         "dataset": "custom", "params": {"epochs": epochs, "seed": 1}, "test_error": test_error,
         "test_accuracy": 1 - test_error / 100, "num_examples": 100,
         "per_class_accuracy": {"0": 1 - test_error / 100}}))
-    (directory / "meta.json").write_text(json.dumps({"ended": ended}))
+    write_meta(directory, "evaluate", run_id, {}, {}, RunClock(), {"ended": ended})
+
+
+def main(*argv):
+    return runs.main(list(argv), "lenet-pipeline runs", lambda root: LocalStore(root))
 
 
 @pytest.fixture
@@ -28,31 +34,45 @@ def outputs(tmp_path):
 
 
 def test_list_sorts_by_test_error_and_shows_varying_params(outputs, capsys):
-    runs.main(["--outputs", str(outputs), "list"])
+    main("--outputs", str(outputs), "list")
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["run", "epochs", "test_error", "%", "ended"]
     assert [line.split()[0] for line in lines[2:]] == ["bbbbbbbbbbbb", "cccccccccccc", "aaaaaaaaaaaa"]
 
 
 def test_list_filters_and_sorts_by_parameter(outputs, capsys):
-    runs.main(["--outputs", str(outputs), "list", "--sort", "epochs", "--filter", "seed=1", "--json"])
+    main("--outputs", str(outputs), "list", "--sort", "epochs", "--filter", "seed=1", "--json")
     listed = json.loads(capsys.readouterr().out)
     assert [run["params"]["epochs"] for run in listed] == [1, 2, 3]
-    runs.main(["--outputs", str(outputs), "list", "--filter", "epochs=2", "--json"])
+    main("--outputs", str(outputs), "list", "--filter", "epochs=2", "--json")
     assert [run["run"] for run in json.loads(capsys.readouterr().out)] == ["bbbbbbbbbbbb"]
 
 
 def test_diff_shows_parameter_and_metric_changes(outputs, capsys):
-    runs.main(["--outputs", str(outputs), "diff", "aaaaaaaaaaaa", "bbbbbbbbbbbb", "--json"])
+    main("--outputs", str(outputs), "diff", "aaaaaaaaaaaa", "bbbbbbbbbbbb", "--json")
     difference = json.loads(capsys.readouterr().out)
     assert difference["params"] == {"epochs": [1, 2]}
     assert difference["metrics"]["test_error"] == [5.0, 3.0, -2.0]
     assert "seed" not in difference["params"]
 
 
+def test_only_finished_evaluations_are_runs(outputs, capsys):
+    fake_run(outputs, "dddddddddddd", 4, 1.0, "2026-01-04T00:00:00+00:00")
+    (outputs / "evaluate" / "dddddddddddd" / "metrics.json").write_text("{}")  # altered: another size
+    staging = outputs / "evaluate" / ".eeeeeeeeeeee.tmp-host-1-abcdef"
+    staging.mkdir()
+    (staging / "metrics.json").write_text("{}")
+    copied = outputs / "evaluate" / "ffffffffffff"
+    copied.mkdir()
+    (copied / "metrics.json").write_text((outputs / "evaluate" / "aaaaaaaaaaaa" / "metrics.json").read_text())
+    main("--outputs", str(outputs), "list", "--json")
+    assert sorted(run["run"] for run in json.loads(capsys.readouterr().out)) == [
+        "aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc"]
+
+
 def test_unknown_run_is_a_clear_error(outputs):
     with pytest.raises(SystemExit, match="No evaluated run 'nope'"):
-        runs.main(["--outputs", str(outputs), "diff", "nope", "aaaaaaaaaaaa"])
+        main("--outputs", str(outputs), "diff", "nope", "aaaaaaaaaaaa")
 
 
 @pytest.mark.slow
@@ -62,7 +82,7 @@ def test_two_real_runs_are_listed_and_diffed(pattern_dir, run_cli, tmp_path):
                          str(pattern_dir), "--paths-outputs", str(tmp_path), "--SplitValidation-validation-size",
                          "200", "--Train-epochs", epochs)
         assert result.returncode == 0, output_of(result)
-    listed = runs.select_runs(runs.load_runs(tmp_path), {}, "epochs")
+    listed = runs.select_runs(runs.load_runs(LocalStore(tmp_path)), {}, "epochs")
     assert [run["params"]["epochs"] for run in listed] == [1, 2]
     table = runs.format_table(listed)
     assert "epochs" in table.splitlines()[0] and len(table.splitlines()) == 4

@@ -1,0 +1,59 @@
+"""Where artifacts live: a local directory or an S3 prefix, behind one small interface.
+
+``open_store(root, cache_dir, s3_client)`` returns a ``LocalStore`` for a path and an ``S3Store``
+for ``s3://BUCKET/PREFIX``. Both answer the same questions about an artifact ``(step, id)``:
+its ``status`` (finished, absent, or unfinished and why), its ``lock``, a ``staging`` directory
+that becomes the artifact only when the block succeeds, ``fetch`` (a local directory to read it
+from), ``verify``, ``remove``, the ids under a step, and a work directory (Train's checkpoints)
+that the store keeps across hosts. Nothing here knows about Luigi.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+APP_NAME = "lenet-luigi-pipeline"
+WORK_SUFFIX = ".incomplete"
+
+
+@dataclass(frozen=True)
+class ArtifactStatus:
+    """Whether an artifact is finished; when it is not but something is there, ``problem`` says why."""
+
+    finished: bool
+    problem: str | None = None
+
+    @property
+    def absent(self) -> bool:
+        return not self.finished and self.problem is None
+
+
+FINISHED = ArtifactStatus(True)
+ABSENT = ArtifactStatus(False)
+
+
+def default_cache_dir() -> Path:
+    """Return the user's cache directory for this project: $XDG_CACHE_HOME or ~/.cache, then the app name."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / APP_NAME
+
+
+def is_s3(root: str) -> bool:
+    """Return True when an outputs root names an S3 prefix."""
+    return str(root).startswith("s3://")
+
+
+def open_store(root: str, cache_dir: str | Path | None = None, s3_client=None):
+    """Return the store for an outputs root: a directory path, or ``s3://BUCKET/PREFIX``.
+
+    ``cache_dir`` (default: the user's cache directory) holds what an S3 store fetches and stages;
+    ``s3_client`` is a boto3 S3 client, made from the standard AWS settings when not given.
+    """
+    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    if is_s3(root):
+        from pipeline.storage.s3 import S3Store, make_client
+
+        return S3Store(str(root), s3_client or make_client(), cache)
+    from pipeline.storage.local import LocalStore
+
+    return LocalStore(Path(root))
