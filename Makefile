@@ -9,8 +9,9 @@ VENV := .venv
 ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # What the tests use from Debian: real Fashion-MNIST, Chromium for the HTML report, g++ for the
-# fused ops, podman for the container tests (podman-compose comes with the project's test extra).
-TEST_PACKAGES := dataset-fashion-mnist chromium g++ podman
+# fused ops, podman for the container tests (podman-compose comes with the project's test extra),
+# OpenStack Swift with memcached for the S3 tests (a fixture starts them on loopback).
+TEST_PACKAGES := dataset-fashion-mnist chromium g++ podman swift-proxy swift-account swift-container swift-object memcached
 
 .PHONY: run test test-packages
 

@@ -194,8 +194,7 @@ class Train(ArtifactTask):
 
         config = dataclasses.replace(self.training_config(), precision=self.identity["precision"],
                                      kernels=self.identity["kernels"])
-        if self.store.pull_work(self.step, self.artifact_id, newest_checkpoint_epoch):
-            log.info("Train %s: fetched the latest checkpoint from %s", self.artifact_id, self.store.describe())
+        self.store.pull_work(self.step, self.artifact_id, newest_checkpoint_epoch)
 
         def save_checkpoint(record):
             self.store.push_work(self.step, self.artifact_id, last=is_checkpoint_state)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,37 @@ def artifacts(outputs: Path, step: str) -> list[Path]:
 def output_of(result) -> str:
     """Return a finished process's stdout and stderr together."""
     return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="session")
+def swift(tmp_path_factory):
+    """OpenStack Swift with its S3 layer on free loopback ports, for the whole test session."""
+    from swift_server import TemporarySwift
+
+    with TemporarySwift(tmp_path_factory.mktemp("swift")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_root(swift) -> str:
+    """An outputs root ``s3://<new bucket>/outputs`` on the session's Swift."""
+    bucket = f"lenet-{uuid.uuid4().hex[:12]}"
+    swift.client().create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/outputs"
+
+
+def s3_env(swift, cache: Path) -> dict:
+    """Return a CLI environment whose AWS variables point at ``swift`` and whose cache is ``cache`` (one host)."""
+    return {**cli_env(), **swift.environment(), "XDG_CACHE_HOME": str(cache)}
+
+
+def bucket_keys(swift, root: str) -> dict[str, int]:
+    """Return {key below the root: size} of every object under an ``s3://`` root."""
+    bucket, _, prefix = root[len("s3://"):].partition("/")
+    found, client, token = {}, swift.client(), None
+    while True:
+        page = client.list_objects_v2(Bucket=bucket, Prefix=prefix, **({"ContinuationToken": token} if token else {}))
+        found.update({item["Key"][len(prefix) + 1:]: item["Size"] for item in page.get("Contents", [])})
+        if not page.get("IsTruncated"):
+            return found
+        token = page["NextContinuationToken"]

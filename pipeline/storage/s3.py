@@ -404,6 +404,7 @@ class S3Store:
                 self._download(prefix + relative, staging / relative)
         shutil.rmtree(local_dir, ignore_errors=True)
         os.rename(local_dir.parent / f"{local_dir.name}.pulled", local_dir)
+        log.info("Fetched the work in progress of %s from s3://%s/%s", self.uri(step, identity), self.bucket, prefix)
         return True
 
     def push_work(self, step: str, identity: str, last: Callable[[str], bool] = lambda name: False) -> None:

@@ -57,7 +57,7 @@ def trained(tmp_path_factory):
 
 
 def predict_cli(*args):
-    return subprocess.run([sys.executable, "-m", "pipeline.results.predict", *args], cwd=REPO_ROOT, env=cli_env(),
+    return subprocess.run([sys.executable, "-m", "tasks.cli", "predict", *args], cwd=REPO_ROOT, env=cli_env(),
                           capture_output=True, text=True, timeout=300)
 
 
