@@ -6,6 +6,7 @@
     lenet-pipeline forget STEP [flags]    make a step and everything downstream of it run again
     lenet-pipeline remove ARTIFACT ...    delete artifact directories
     lenet-pipeline verify [flags]         re-hash every artifact against its meta.json
+    lenet-pipeline copy SOURCE DEST       copy finished artifacts between outputs roots (local, s3://)
 
 Each subcommand takes ``--help`` and exits with the code its module documents.
 """
@@ -54,6 +55,7 @@ COMMANDS = {
     "forget": (_manage("forget"), "delete a step's artifacts and everything downstream, so they run again"),
     "remove": (_manage("remove"), "delete artifact directories by path or id"),
     "verify": (_manage("verify"), "re-hash every artifact against its meta.json; exit 1 on any problem"),
+    "copy": (_manage("copy"), "copy every finished artifact of one outputs root into another (e.g. into S3)"),
 }
 
 

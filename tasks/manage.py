@@ -3,6 +3,7 @@
     python -m tasks.manage forget Train [luigi flags]   # Train and all downstream of it
     python -m tasks.manage remove <artifact dir or id> ...
     python -m tasks.manage verify [--paths-outputs DIR] # re-hash every artifact; exit 1 on any problem
+    python -m tasks.manage copy SOURCE DESTINATION      # e.g. a local outputs root into s3://BUCKET/PREFIX
 
 ``forget STEP`` builds the task graph that ``luigi --module tasks Evaluate [flags]`` would run
 (``--task Sweep`` for another root), deletes the artifacts of every task of family STEP in it
@@ -11,7 +12,9 @@ leaves everything else, including other parameter sets' artifacts, alone. The ne
 re-runs exactly those steps. ``remove`` deletes the named artifact directories only.
 ``verify`` re-hashes every file of every artifact under the outputs root against the sizes and
 sha256s its ``meta.json`` recorded, prints each missing, altered or unrecorded file and each
-directory without a ``meta.json``, and exits 1 if there is any (0 when all match).
+directory without a ``meta.json``, and exits 1 if there is any (0 when all match). ``copy``
+copies every finished artifact of one outputs root into another that lacks it (re-hashed first;
+one that fails is skipped and reported, exit 1), so a local root moves into a bucket.
 """
 
 import argparse
@@ -117,6 +120,27 @@ def artifact_steps() -> list[str]:
     return sorted(found)
 
 
+def copy_artifacts(source, destination) -> tuple[list[str], list[str]]:
+    """Copy every finished artifact of ``source`` that ``destination`` lacks, each re-hashed first.
+
+    Returns (what was copied, one line per artifact skipped because it failed verification).
+    """
+    copied, skipped = [], []
+    for step in artifact_steps():
+        for identity in source.ids(step):
+            if not source.status(step, identity).finished or destination.status(step, identity).finished:
+                continue
+            problems = source.verify(step, identity)
+            if problems:
+                skipped.append(f"{source.uri(step, identity)}: not copied, {problems[0]}")
+                continue
+            with destination.lock(step, identity):
+                destination.discard_unfinished(step, identity)
+                destination.commit(step, identity, source.fetch(step, identity))
+            copied.append(destination.uri(step, identity))
+    return copied, skipped
+
+
 def verify(store) -> tuple[int, list[str]]:
     """Return how many artifacts the store holds and one line per problem found (every file re-hashed)."""
     artifacts = [(step, identity) for step in artifact_steps() for identity in store.ids(step)]
@@ -124,7 +148,7 @@ def verify(store) -> tuple[int, list[str]]:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    """Entry point: ``python -m tasks.manage {forget,remove,verify} ...``; returns the exit code."""
+    """Entry point: ``python -m tasks.manage {forget,remove,verify,copy} ...``; returns the exit code."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     forget_parser = commands.add_parser("forget", help="make a step and everything downstream re-run")
@@ -133,7 +157,17 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     remove_parser = commands.add_parser("remove", help="delete artifact directories")
     remove_parser.add_argument("artifacts", nargs="+", help="artifact directories or ids")
     commands.add_parser("verify", help="re-hash every artifact against its meta.json; exit 1 on any problem")
+    copy_parser = commands.add_parser("copy", help="copy every finished artifact of one outputs root into another")
+    copy_parser.add_argument("source", help="outputs root to copy from: a directory or s3://BUCKET/PREFIX")
+    copy_parser.add_argument("destination", help="outputs root to copy into: a directory or s3://BUCKET/PREFIX")
     args, luigi_args = parser.parse_known_args(argv)
+    if args.command == "copy":
+        with CmdlineParser.global_instance(["Evaluate", *luigi_args]):  # for [paths] cache and [s3]
+            copied, skipped = copy_artifacts(artifact_store(args.source), artifact_store(args.destination))
+        for line in [*(f"copied {uri}" for uri in copied), *skipped]:
+            print(line)
+        print(f"{len(copied)} artifacts copied into {args.destination}, {len(skipped)} skipped")
+        return PROBLEMS_FOUND if skipped else 0
     if args.command == "verify":
         with CmdlineParser.global_instance(["Evaluate", *luigi_args]):  # for --paths-outputs
             store = artifact_store()

@@ -114,4 +114,4 @@ def test_remove_deletes_only_the_named_artifact(pattern_dir, tmp_path):
     assert result.returncode == 0, output_of(result)
     assert artifacts(outputs, "evaluate") == [] and len(artifacts(outputs, "train")) == 1
     refused = run_pipeline("remove", "nonexistent", "--paths-outputs", str(outputs))
-    assert refused.returncode != 0 and "not one artifact directory" in refused.stderr
+    assert refused.returncode != 0 and "nonexistent is not one artifact under" in refused.stderr

@@ -175,3 +175,21 @@ def test_leftovers_of_other_hosts_go_and_no_lock_file_outlives_its_use(tmp_path)
     assert rerun.returncode == 0, output_of(rerun)
     assert not any(path.exists() for path in leftovers), "another host's staging leftovers stayed"
     assert list(outputs.rglob("*.lock")) == [], "a lock file outlived its use"
+
+
+@pytest.mark.slow
+@pytest.mark.s3
+def test_a_local_outputs_root_moves_into_a_bucket(swift, s3_root, tmp_path):
+    outputs = tmp_path / "out"
+    env = s3_env(swift, tmp_path / "cache")
+    assert luigi_run("Evaluate", *SYNTHETIC, "--paths-outputs", str(outputs), env=env).returncode == 0
+    (evaluation,) = artifacts(outputs, "evaluate")
+    metrics = evaluation / "metrics.json"
+    metrics.write_text(metrics.read_text().replace("1", "2", 1))  # altered, same size
+    copied = lenet_pipeline("copy", str(outputs), s3_root, env=env)
+    assert copied.returncode == 1, output_of(copied)
+    assert "4 artifacts copied" in copied.stdout and f"{evaluation}: not copied" in copied.stdout
+    verified = lenet_pipeline("verify", "--paths-outputs", s3_root, env=env)
+    assert verified.returncode == 0 and "4 artifacts" in verified.stdout, output_of(verified)
+    rerun = luigi_run("Evaluate", *SYNTHETIC, "--paths-outputs", s3_root, env=env)
+    assert rerun.returncode == 0 and "1 ran successfully" in output_of(rerun), output_of(rerun)

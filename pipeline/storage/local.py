@@ -66,6 +66,11 @@ class LocalStore:
         with atomic_directory(final, finished=lambda path: directory_problem(path, identity) is None) as staging:
             yield staging
 
+    def commit(self, step: str, identity: str, local: Path) -> None:
+        """Copy a finished directory made elsewhere (its meta.json listing every file) in as the artifact."""
+        with self.staging(step, identity) as staging:
+            shutil.copytree(local, staging, dirs_exist_ok=True)
+
     def fetch(self, step: str, identity: str) -> Path:
         """Return a local directory holding the artifact's files (here: the artifact itself)."""
         return self.location(step, identity)
