@@ -30,7 +30,7 @@ from benchmarks.common import REPO_ROOT, interleaved, machine_summary, medians, 
 
 
 def _swift(directory: Path):
-    sys.path.insert(0, str(REPO_ROOT / "tests"))
+    sys.path.insert(0, str(REPO_ROOT / "deploy" / "swift"))
     from swift_server import TemporarySwift
 
     return TemporarySwift(directory)

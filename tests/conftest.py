@@ -14,6 +14,7 @@ import pytest
 from pipeline.data import synthetic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "deploy" / "swift"))  # swift_server: the S3 store the tests run on
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 

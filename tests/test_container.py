@@ -22,6 +22,10 @@ pytestmark = pytest.mark.container
 
 IMAGE = "localhost/lenet-luigi-test:latest"
 JUPYTER_IMAGE = "localhost/lenet-luigi-jupyter-test:latest"
+SWIFT_IMAGE = "localhost/lenet-swift-test:latest"
+# The object store's S3 user and bucket (deploy/swift), as containers on its network reach it.
+S3_ENV = {"AWS_ACCESS_KEY_ID": "test:tester", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+S3_ROOT = "s3://lenet/outputs"
 # Half of 2,919,246,840 bytes, the single-stage image with the full TensorFlow wheel and g++.
 SIZE_LIMIT = 2_919_246_840 // 2
 SYNTHETIC = ["--local-scheduler", "--data-dataset", "synthetic", "--Train-epochs", "1"]
@@ -42,8 +46,8 @@ def engine_run(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run([engine_command(), *args], capture_output=True, text=True, timeout=timeout)
 
 
-def build(target: str, tag: str) -> str:
-    result = engine_run("build", "--target", target, "-t", tag, str(REPO_ROOT), timeout=2400)
+def build(target: str | None, tag: str, context: Path = REPO_ROOT) -> str:
+    result = engine_run("build", *(["--target", target] if target else []), "-t", tag, str(context), timeout=2400)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     return tag
 
@@ -52,6 +56,12 @@ def build(target: str, tag: str) -> str:
 def image() -> str:
     """The runtime image, built from the repository's Dockerfile."""
     return build("runtime", IMAGE)
+
+
+@pytest.fixture(scope="module")
+def swift_image() -> str:
+    """The small object store of docker-compose.s3.yml (deploy/swift)."""
+    return build(None, SWIFT_IMAGE, REPO_ROOT / "deploy" / "swift")
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +148,19 @@ def test_exec_into_a_running_container_runs_a_task_against_its_luigid(image, out
         engine_run("rm", "-f", name)
 
 
+def worker_exit_codes(project: str, count: int, timeout: float = 900) -> list[int]:
+    """Wait until the compose project's ``count`` worker containers have exited; return their exit codes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = engine_run("ps", "-a", "--filter", f"label=com.docker.compose.project={project}",
+                            "--format", "{{.Names}} {{.Status}}").stdout.splitlines()
+        workers = [line for line in listed if "worker" in line]
+        if len(workers) == count and all("Exited" in line for line in workers):
+            return [int(line.split("Exited (")[1].split(")")[0]) for line in workers]
+        assert time.monotonic() < deadline, listed
+        time.sleep(2)
+
+
 def compose_command() -> list[str]:
     """Return the compose command of the engine: podman-compose, or docker compose."""
     if Path(engine_command()).name == "podman":
@@ -153,23 +176,14 @@ def compose_command() -> list[str]:
 def test_compose_sweep_with_two_workers_trains_each_model_once(image):
     project = f"lenet{uuid.uuid4().hex[:8]}"
     compose = [*compose_command(), "-p", project, "-f", str(REPO_ROOT / "docker-compose.yml")]
-    env = {**os.environ, "PIPELINE_TASK": "Sweep", "PIPELINE_ARGS": "--data-dataset synthetic --Train-epochs 1"}
-    subprocess.run(["podman" if "podman" in compose[0] else "docker", "tag", IMAGE, "lenet-luigi"], check=True)
+    env = {**os.environ, "PIPELINE_TASK": "Sweep", "PIPELINE_ARGS": "--data-dataset synthetic --Train-epochs 1",
+           "LENET_IMAGE": IMAGE}
     try:
         up = subprocess.run([*compose, "up", "-d", "--no-build", "--scale", "worker=2"], env=env, cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=600)
         assert up.returncode == 0, output_of(up)
-        deadline = time.monotonic() + 900
-        while True:
-            listed = engine_run("ps", "-a", "--filter", f"label=com.docker.compose.project={project}",
-                                "--format", "{{.Names}} {{.Status}}").stdout.splitlines()
-            workers = [line for line in listed if "worker" in line]
-            if len(workers) == 2 and all("Exited" in line for line in workers):
-                break
-            assert time.monotonic() < deadline, listed
-            time.sleep(2)
-        codes = [int(line.split("Exited (")[1].split(")")[0]) for line in workers]
-        assert set(codes) <= {0, 10, 25}, workers
+        codes = worker_exit_codes(project, 2)
+        assert set(codes) <= {0, 10, 25}, codes
         check = engine_run("run", "--rm", "-v", f"{project}_outputs:/app/outputs", IMAGE, "python", "-c", """
 import glob, json, sqlite3
 log = open('/app/outputs/pipeline.log').read()
@@ -209,3 +223,123 @@ def test_jupyter_stage_executes_the_notebook_and_serves_without_a_network(jupyte
         assert '"version"' in status.stdout
     finally:
         engine_run("rm", "-f", name)
+
+
+HISTORY_AND_BUCKET = """
+import json, sqlite3
+from pipeline.storage.s3 import make_client
+with sqlite3.connect('/app/outputs/luigid/history.db') as db:
+    runs = dict(db.execute("SELECT t.name, COUNT(*) FROM task_events e JOIN tasks t ON e.task_id = t.id "
+                           "WHERE e.event_name = 'RUNNING' GROUP BY t.name").fetchall())
+keys = [item['Key'] for item in make_client().list_objects_v2(Bucket='lenet', Prefix='outputs/')['Contents']]
+print(json.dumps({'running': runs, 'trained': sum(key.startswith('outputs/train/') and key.endswith('/meta.json')
+                                                  for key in keys)}))
+"""
+
+
+def test_compose_on_s3_three_workers_train_each_model_once_and_the_bucket_verifies(image, swift_image):
+    project = f"lenet{uuid.uuid4().hex[:8]}"
+    compose = [*compose_command(), "-p", project, "-f", str(REPO_ROOT / "docker-compose.yml"),
+               "-f", str(REPO_ROOT / "docker-compose.s3.yml")]
+    env = {**os.environ, "PIPELINE_TASK": "Sweep", "LENET_IMAGE": IMAGE, "LENET_SWIFT_IMAGE": SWIFT_IMAGE,
+           "PIPELINE_ARGS": f"--data-dataset synthetic --Train-epochs 2 --paths-outputs {S3_ROOT}"}
+    try:
+        up = subprocess.run([*compose, "up", "-d", "--no-build", "--scale", "worker=3"], env=env, cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=600)
+        assert up.returncode == 0, output_of(up)
+        codes = worker_exit_codes(project, 3)
+        assert set(codes) <= {0, 10, 25} and 0 in codes, codes
+        on_network = ["run", "--rm", "--network", f"{project}_default", "-v", f"{project}_outputs:/app/outputs",
+                      *(flag for name, value in {**S3_ENV, "AWS_ENDPOINT_URL": "http://swift:8080"}.items()
+                        for flag in ("-e", f"{name}={value}")), IMAGE]
+        check = engine_run(*on_network, "python", "-c", HISTORY_AND_BUCKET)
+        assert check.returncode == 0, output_of(check)
+        facts = json.loads(check.stdout)
+        assert facts["running"]["Train"] == 4 and facts["trained"] == 4, facts
+        verified = engine_run(*on_network, "lenet-pipeline", "verify", "--paths-outputs", S3_ROOT)
+        assert verified.returncode == 0 and "every file matches" in verified.stdout, output_of(verified)
+    finally:
+        subprocess.run([*compose, "down", "-v"], cwd=REPO_ROOT, env=env, capture_output=True, timeout=300)
+
+
+@pytest.fixture
+def object_store(swift_image):
+    """A network of this test's own with the object store on it (published on a loopback port)."""
+    network, name, port = f"lenet-net-{uuid.uuid4().hex[:8]}", f"lenet-swift-{uuid.uuid4().hex[:8]}", free_port()
+    assert engine_run("network", "create", network).returncode == 0
+    started = engine_run("run", "-d", "--name", name, "--network", network, "-p", f"127.0.0.1:{port}:8080",
+                         swift_image)
+    assert started.returncode == 0, output_of(started)
+    try:
+        from pipeline.storage.s3 import make_client
+
+        client = make_client({"endpoint_url": f"http://127.0.0.1:{port}", "aws_access_key_id": S3_ENV["AWS_ACCESS_KEY_ID"],
+                              "aws_secret_access_key": S3_ENV["AWS_SECRET_ACCESS_KEY"], "region_name": "us-east-1"})
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                client.head_bucket(Bucket="lenet")
+                break
+            except Exception:
+                assert time.monotonic() < deadline, engine_run("logs", name).stderr[-3000:]
+                time.sleep(1)
+        yield {"network": network, "endpoint": f"http://{name}:8080", "client": client}
+    finally:
+        engine_run("rm", "-f", name)
+        engine_run("network", "rm", network)
+
+
+def test_a_worker_container_killed_mid_training_is_resumed_by_another_from_the_bucket(image, object_store, tmp_path):
+    from conftest import make_pattern_files
+
+    data = make_pattern_files(tmp_path / "idx", train_count=9000, test_count=200)
+    data.chmod(0o755)
+    client = object_store["client"]
+
+    def worker(name: str, detach: bool) -> subprocess.CompletedProcess:
+        environment = {**S3_ENV, "AWS_ENDPOINT_URL": object_store["endpoint"]}
+        return engine_run("run", *(["-d"] if detach else ["--rm"]), "--name", name, "--hostname", name,
+                          "--network", object_store["network"], "-v", f"{data}:/data:ro",
+                          *(flag for key, value in environment.items() for flag in ("-e", f"{key}={value}")),
+                          image, "luigi", "--module", "tasks", "Evaluate", "--local-scheduler", "--data-dataset",
+                          "custom", "--data-source", "/data", "--paths-outputs", S3_ROOT,
+                          "--SplitValidation-validation-size", "200", "--Train-epochs", "4")
+
+    def keys() -> list[str]:
+        return [item["Key"] for item in client.list_objects_v2(Bucket="lenet", Prefix="outputs/").get("Contents", [])]
+
+    first = f"lenet-worker-a-{uuid.uuid4().hex[:6]}"
+    assert worker(first, detach=True).returncode == 0
+    try:
+        deadline = time.monotonic() + 600
+        while not any(key.endswith(".incomplete/ckpt-epoch-0001/state.json") for key in keys()):
+            assert time.monotonic() < deadline, engine_run("logs", first).stderr[-3000:]
+            time.sleep(0.5)
+        assert engine_run("kill", first).returncode == 0
+    finally:
+        engine_run("rm", "-f", first)
+    assert not any(key.startswith("outputs/train/") and key.endswith("/meta.json") for key in keys())
+    second = worker(f"lenet-worker-b-{uuid.uuid4().hex[:6]}", detach=False)
+    assert second.returncode == 0, output_of(second)[-5000:]
+    assert "Fetched the work in progress of s3://lenet/outputs/train/" in output_of(second)
+    assert "Resuming training from " in output_of(second) and " of 4 done)" in output_of(second)
+    assert not any(".incomplete/" in key for key in keys())
+
+
+def test_three_workers_with_local_schedulers_on_one_volume_train_each_model_once(image, tmp_path, outputs):
+    names = [f"lenet-local-{index}-{uuid.uuid4().hex[:6]}" for index in range(3)]
+    for name in names:
+        started = engine_run("run", "-d", "--name", name, "--hostname", name, "-v", f"{outputs}:/app/outputs", image,
+                             "luigi", "--module", "tasks", "Sweep", "--local-scheduler", "--data-dataset", "synthetic",
+                             "--Train-epochs", "2")
+        assert started.returncode == 0, output_of(started)
+    try:
+        codes = [int(engine_run("wait", name, timeout=900).stdout.strip()) for name in names]
+        logs = [output_of(engine_run("logs", name)) for name in names]
+    finally:
+        for name in names:
+            engine_run("rm", "-f", name)
+    assert codes == [0, 0, 0], logs
+    assert (outputs / "pipeline.log").read_text().count(" Train wrote ") == 4, "a model was trained twice"
+    assert len(list(outputs.glob("train/*/meta.json"))) == 4 and len(list(outputs.glob("sweep/*/meta.json"))) == 1
+    assert [path for path in outputs.glob("*/.*")] == [], "staging leftovers or lock files stayed"

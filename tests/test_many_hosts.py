@@ -107,6 +107,23 @@ def test_store_problems_give_one_error_line_and_commit_nothing(swift, s3_root, t
     assert bucket_keys(swift, s3_root) == {}
 
 
+@pytest.mark.s3
+def test_luigis_s3_section_configures_the_store_without_aws_variables(swift, s3_root, tmp_path):
+    from swift_server import ACCESS_KEY, REGION, SECRET_KEY
+
+    config = tmp_path / "luigi.cfg"
+    config.write_text(f"[s3]\nendpoint_url = {swift.endpoint}\naws_access_key_id = {ACCESS_KEY}\n"
+                      f"aws_secret_access_key = {SECRET_KEY}\nregion_name = {REGION}\n"
+                      f"[paths]\noutputs = {s3_root}\ncache = {tmp_path / 'cache'}\n")
+    env = {key: value for key, value in cli_env().items() if not key.startswith("AWS_")}
+    env.update(LUIGI_CONFIG_PATH=str(config), AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+    result = luigi_run("ExtractToNpy", "--local-scheduler", "--data-dataset", "synthetic", env=env)
+    assert result.returncode == 0, output_of(result)
+    assert {key.split("/")[0] for key in bucket_keys(swift, s3_root)} == {"download", "extract"}
+    assert (tmp_path / "cache" / "s3").is_dir(), "[paths] cache was not used"
+
+
 @pytest.mark.slow
 @pytest.mark.s3
 def test_a_training_killed_on_one_host_resumes_on_another_from_the_bucket(swift, s3_root, tmp_path):

@@ -1,11 +1,16 @@
-"""A throw-away OpenStack Swift with its S3 layer on free loopback ports, all of it in one directory.
+"""A small OpenStack Swift with its S3 layer, all of it in one directory: an object store to try S3 roots on.
+
+    python3 deploy/swift/swift_server.py --address 0.0.0.0 --port 8080 --directory /srv/swift --bucket lenet
 
 Debian's ``swift-proxy``, ``swift-account``, ``swift-container``, ``swift-object`` and ``memcached``:
-one-replica rings with one device, every server bound to 127.0.0.1, ``tempauth`` with the user
-``test:tester`` (secret ``testing``) behind ``s3api``. Data persists in the directory across
-``stop()`` and ``start()``. Used by the tests' ``swift`` fixture and ``benchmarks/s3_store``.
+one-replica rings with one device, the storage servers on free loopback ports, the S3 endpoint
+(the proxy, ``s3api`` before ``tempauth``) on ``--address``/``--port``, and one user: access key
+``test:tester``, secret ``testing``. Data persists in the directory across restarts. It serves
+the tests' ``swift`` fixture, ``benchmarks/s3_store`` and the ``swift`` service of
+``docker-compose.s3.yml``; it is no production object store (one replica, no TLS, a fixed user).
 """
 
+import argparse
 import os
 import shutil
 import signal
@@ -39,8 +44,8 @@ def _server_config(directory: Path, kind: str, port: int) -> str:
             + ("[object-updater]\n[object-expirer]\n" if kind == "object" else ""))
 
 
-def _proxy_config(directory: Path, port: int, memcached_port: int) -> str:
-    return (f"[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nworkers = 0\nswift_dir = {directory}\n"
+def _proxy_config(directory: Path, address: str, port: int, memcached_port: int) -> str:
+    return (f"[DEFAULT]\nbind_ip = {address}\nbind_port = {port}\nworkers = 0\nswift_dir = {directory}\n"
             f"log_level = WARNING\n\n"
             "[pipeline:main]\npipeline = catch_errors gatekeeper healthcheck proxy-logging cache "
             "listing_formats s3api tempauth copy slo dlo proxy-logging proxy-server\n\n"
@@ -59,9 +64,12 @@ def _proxy_config(directory: Path, port: int, memcached_port: int) -> str:
 
 
 class TemporarySwift:
-    """Swift with S3 on 127.0.0.1 in ``directory``: ``endpoint``, ``client()``; ``stop()``/``start()``."""
+    """Swift with S3 in ``directory``: ``endpoint``, ``client()``; ``stop()``/``start()``.
 
-    def __init__(self, directory: Path, timeout: float = 60):
+    The S3 endpoint listens on ``address``:``port`` (default 127.0.0.1 and a free port).
+    """
+
+    def __init__(self, directory: Path, timeout: float = 60, address: str = "127.0.0.1", port: int | None = None):
         missing = [tool for tool in ("swift-proxy-server", "swift-object-server", "swift-ring-builder", "memcached")
                    if shutil.which(tool) is None]
         if missing:
@@ -69,10 +77,15 @@ class TemporarySwift:
         self.directory = Path(directory)
         self.timeout = timeout
         self.processes: list[subprocess.Popen] = []
+        self.address = address
         self.ports = {kind: free_port() for kind in (*SERVERS, "proxy", "memcached")}
+        self.ports["proxy"] = port or self.ports["proxy"]
         (self.directory / "devices" / "d1").mkdir(parents=True, exist_ok=True)
         for kind in SERVERS:
             builder = self.directory / f"{kind}.builder"
+            # Rebuilt at every start for this start's ports: one device, so the data's place is the same.
+            for old in (builder, self.directory / f"{kind}.ring.gz"):
+                old.unlink(missing_ok=True)
             for command in (["create", "8", "1", "1"],
                             ["add", f"r1z1-127.0.0.1:{self.ports[kind]}/d1", "100"], ["rebalance"]):
                 subprocess.run(["swift-ring-builder", str(builder), *command], cwd=self.directory,
@@ -80,11 +93,12 @@ class TemporarySwift:
             (self.directory / f"{kind}-server.conf").write_text(
                 _server_config(self.directory, kind, self.ports[kind]))
         (self.directory / "proxy-server.conf").write_text(
-            _proxy_config(self.directory, self.ports["proxy"], self.ports["memcached"]))
+            _proxy_config(self.directory, address, self.ports["proxy"], self.ports["memcached"]))
         self.start()
 
     @property
     def endpoint(self) -> str:
+        """The S3 endpoint as this host reaches it."""
         return f"http://127.0.0.1:{self.ports['proxy']}"
 
     def environment(self) -> dict:
@@ -100,8 +114,8 @@ class TemporarySwift:
 
     def start(self) -> None:
         """Start memcached and the four servers; return once the proxy answers its health check."""
-        self._spawn(["memcached", "-l", "127.0.0.1", "-p", str(self.ports["memcached"]), "-U", "0",
-                     "-u", "root" if os.getuid() == 0 else os.environ.get("USER", "nobody"), "-m", "16"])
+        user = ["-u", "root"] if os.getuid() == 0 else []
+        self._spawn(["memcached", "-l", "127.0.0.1", "-p", str(self.ports["memcached"]), "-U", "0", *user, "-m", "16"])
         for kind in (*SERVERS, "proxy"):
             self._spawn([f"swift-{kind}-server", str(self.directory / f"{kind}-server.conf")])
         deadline = time.monotonic() + self.timeout
@@ -146,8 +160,42 @@ class TemporarySwift:
                 process.wait(timeout=10)
         self.processes = []
 
+    def create_bucket(self, name: str) -> None:
+        """Create a bucket (a Swift container) through Swift's own API, unless it exists."""
+        request = urllib.request.Request(f"{self.endpoint}/auth/v1.0",
+                                         headers={"X-Auth-User": ACCESS_KEY, "X-Auth-Key": SECRET_KEY})
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            storage, token = reply.headers["X-Storage-Url"], reply.headers["X-Auth-Token"]
+        storage = f"{self.endpoint}/{storage.split('/', 3)[3]}"  # the URL as reached from here
+        urllib.request.urlopen(urllib.request.Request(f"{storage}/{name}", method="PUT",
+                                                      headers={"X-Auth-Token": token}), timeout=10).close()
+
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def main() -> None:
+    """Serve until SIGTERM or SIGINT, with ``--bucket`` created."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--address", default="127.0.0.1", help="interface of the S3 endpoint (0.0.0.0: all)")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--directory", type=Path, default=Path("/srv/swift"))
+    parser.add_argument("--bucket", action="append", default=[], help="bucket to create (repeatable)")
+    args = parser.parse_args()
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    with TemporarySwift(args.directory, address=args.address, port=args.port) as swift:
+        for bucket in args.bucket:
+            swift.create_bucket(bucket)
+        print(f"S3 endpoint on {args.address}:{args.port} (access key {ACCESS_KEY}, secret {SECRET_KEY}); "
+              f"buckets: {', '.join(args.bucket) or 'none'}; data in {args.directory}", flush=True)
+        while not stopping and all(process.poll() is None for process in swift.processes):
+            time.sleep(1)
+
+
+if __name__ == "__main__":
+    main()
