@@ -82,6 +82,26 @@ def test_every_command_works_on_an_s3_root_and_hosts_share_its_artifacts(swift, 
     assert finished("train") == []
 
 
+@pytest.mark.slow
+@pytest.mark.s3
+def test_two_hosts_without_luigid_end_with_one_whole_artifact_per_step(swift, s3_root, tmp_path):
+    flags = ["Evaluate", *SYNTHETIC, "--Train-epochs", "2", "--paths-outputs", s3_root]
+    # Each with its own Luigi pid-lock directory, as on another host.
+    for name in ("a", "b"):
+        (tmp_path / name / "pids").mkdir(parents=True)
+    hosts = [subprocess.Popen(luigi_command(*flags, "--lock-pid-dir", str(tmp_path / name / "pids")), cwd=REPO_ROOT,
+                              env=s3_env(swift, tmp_path / name),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for name in ("a", "b")]
+    texts = [host.communicate(timeout=600)[0] for host in hosts]
+    assert [host.returncode for host in hosts] == [0, 0], texts
+    metas = [key for key in bucket_keys(swift, s3_root) if key.endswith("/meta.json")]
+    assert sorted(key.split("/")[0] for key in metas) == ["download", "evaluate", "extract", "split", "train"]
+    attempts = {key.split("/")[2] for key in bucket_keys(swift, s3_root) if key.count("/") >= 3}
+    assert len(attempts) == 5, f"objects of a losing attempt stayed: {sorted(attempts)}"
+    verified = lenet_pipeline("verify", "--paths-outputs", s3_root, env=s3_env(swift, tmp_path / "a"))
+    assert verified.returncode == 0, output_of(verified)
+
+
 @pytest.mark.s3
 @pytest.mark.parametrize("problem, expected", [
     ("unreachable", "ERROR: Cannot reach the object store http://127.0.0.1:"),
