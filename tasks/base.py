@@ -1,4 +1,4 @@
-"""The base of every step: an output directory named by the step and a hash of what made it."""
+"""The base of every step: an artifact named by the step and a hash of what made it, in the artifact store."""
 
 import logging
 import sys
@@ -15,15 +15,16 @@ log = logging.getLogger(__name__)
 
 
 class ArtifactTask(luigi.Task):
-    """A step whose output is ``<outputs>/<step>/<artifact id>/``, created atomically.
+    """A step whose output is the artifact ``<outputs>/<step>/<artifact id>``, created whole or not at all.
 
     Subclasses set ``step``, list what identifies their result in ``identity_params()`` and
-    write their files in ``produce(staging_dir)``; the base writes ``meta.json`` and renames the
-    staging directory into place only when everything succeeded.
+    write their files in ``produce(staging_dir)``; the base writes ``meta.json`` and the store
+    (pipeline.storage: a directory or an S3 prefix) commits the staging directory only when
+    everything succeeded. ``output()`` is an ArtifactTarget; ``complete()`` asks it.
 
     Runs that share an outputs root (two cron jobs, Evaluate and Report at once, workers on
-    several hosts) take turns per artifact: ``run()`` holds the artifact's lock file, and a run
-    that waited finds the artifact finished and skips it, so no step is computed twice at once.
+    several hosts) take turns per artifact: ``run()`` holds the artifact's lock, and a run that
+    waited finds the artifact finished and skips it, so no step is computed twice at once.
     """
 
     step = "artifact"
