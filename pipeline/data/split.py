@@ -1,14 +1,17 @@
 """Splitting the training set: the first ``validation_size`` examples become the validation set."""
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from pipeline.errors import ConfigError
+
+if TYPE_CHECKING:  # numpy only for the annotations: the no-op rerun imports this module, not numpy
+    import numpy as np
 
 # The original held out the first 5,000 training images.
 VALIDATION_SIZE = 5000
 
 
-def split_validation(images: np.ndarray, labels: np.ndarray, validation_size: int) -> dict:
+def split_validation(images: "np.ndarray", labels: "np.ndarray", validation_size: int) -> dict:
     """Return train and validation arrays, the validation set being the first examples (as in 2018)."""
     check_validation_size(validation_size, len(images))
     return {
