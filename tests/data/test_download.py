@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.data import download
+from pipeline.data import download, idx
 from pipeline.data.datasets import CUSTOM, FILE_NAMES, DatasetInfo, FileFingerprint, get_dataset
 from pipeline.errors import ConfigError, DataError, SourceError
 from luigid_server import free_port
@@ -31,7 +31,7 @@ def _pinned_to(directory, by="gz"):
             fingerprints[key] = FileFingerprint(path.stat().st_size,
                                                 hashlib.sha256(path.read_bytes()).hexdigest())
         else:
-            content = download.idx.read_gzip(path)
+            content = idx.read_gzip(path)
             fingerprints[key] = FileFingerprint(content_sha256=hashlib.sha256(content).hexdigest())
     return DatasetInfo(name="pinned", fingerprints=fingerprints)
 
@@ -50,8 +50,8 @@ def test_recompressed_copy_passes_on_content_checksum(pattern_dir, tmp_path):
     recompressed = tmp_path / "recompressed"
     recompressed.mkdir()
     for name in FILE_NAMES.values():
-        content = download.idx.read_gzip(pattern_dir / name)
-        (recompressed / name).write_bytes(download.idx.gzip.compress(content, compresslevel=1))
+        content = idx.read_gzip(pattern_dir / name)
+        (recompressed / name).write_bytes(idx.gzip.compress(content, compresslevel=1))
     (tmp_path / "out").mkdir()
     download.fetch_dataset(dataset, str(recompressed), tmp_path / "out")
 
@@ -61,8 +61,8 @@ def test_checksum_mismatch_names_file_expected_and_actual(pattern_dir, tmp_path)
     expected = dataset.fingerprints["train_labels"].gz_sha256
     other = tmp_path / "other"
     shutil.copytree(pattern_dir, other)
-    download.idx.write_gzip(other / FILE_NAMES["train_labels"],
-                            download.idx.encode_labels(np.zeros(1200, np.uint8)))
+    idx.write_gzip(other / FILE_NAMES["train_labels"],
+                            idx.encode_labels(np.zeros(1200, np.uint8)))
     actual = hashlib.sha256((other / FILE_NAMES["train_labels"]).read_bytes()).hexdigest()
     (tmp_path / "out").mkdir()
     with pytest.raises(DataError) as error:
