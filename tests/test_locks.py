@@ -64,15 +64,20 @@ def test_without_waiting_a_held_lock_raises_with_its_holder(tmp_path):
     assert not path.exists()
 
 
+def holder_seen_while_held(path) -> str | None:
+    """Return what ``lock_holder`` says from another thread while this one holds the lock."""
+    with exclusive_lock(path):
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(lock_holder(path)))
+        thread.start()
+        thread.join(5)
+    return seen[0]
+
+
 def test_lock_holder_names_a_running_holder_and_removes_a_dead_ones_file(tmp_path):
     path = tmp_path / ".abc.lock"
     assert lock_holder(path) is None and not path.exists(), "probing must not create a lock file"
-    with exclusive_lock(path):
-        held = []
-        thread = threading.Thread(target=lambda: held.append(lock_holder(path)))
-        thread.start()
-        thread.join(5)
-    assert held and f"pid {os.getpid()}" in held[0]
+    assert f"pid {os.getpid()}" in holder_seen_while_held(path)
     path.write_text("gone-host pid 1 since 2026-01-01T00:00:00+00:00\n")  # a SIGKILLed holder's file
     assert lock_holder(path) is None
     assert not path.exists(), "a lock file nobody holds outlived its use"
@@ -90,10 +95,5 @@ def _nfs_flock(real_flock):
 def test_locks_and_the_holder_probe_work_where_exclusive_locks_need_a_writable_descriptor(tmp_path, monkeypatch):
     monkeypatch.setattr(locks.fcntl, "flock", _nfs_flock(fcntl.flock))
     path = tmp_path / ".abc.lock"
-    with exclusive_lock(path):
-        probes = []
-        thread = threading.Thread(target=lambda: probes.append(lock_holder(path)))
-        thread.start()
-        thread.join(5)
-    assert probes and f"pid {os.getpid()}" in probes[0]
+    assert f"pid {os.getpid()}" in holder_seen_while_held(path)
     assert lock_holder(path) is None

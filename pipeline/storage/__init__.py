@@ -11,6 +11,9 @@ that the store keeps across hosts. Nothing here knows about Luigi.
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+from pipeline import locks
 
 APP_NAME = "lenet-luigi-pipeline"
 WORK_SUFFIX = ".incomplete"
@@ -30,6 +33,21 @@ class ArtifactStatus:
 
 FINISHED = ArtifactStatus(True)
 ABSENT = ArtifactStatus(False)
+
+
+class ArtifactLocks:
+    """The lock of each artifact, a file at ``_lock_path(step, id)`` (pipeline.locks)."""
+
+    def _lock_path(self, step: str, identity: str) -> Path:
+        raise NotImplementedError
+
+    def lock(self, step: str, identity: str, on_wait: Callable[[str], None] | None = None, wait: bool = True):
+        """Hold the artifact's lock for a block; with ``wait`` False, raise LockHeld if another has it."""
+        return locks.exclusive_lock(self._lock_path(step, identity), on_wait, wait)
+
+    def holder(self, step: str, identity: str) -> str | None:
+        """Return who is making the artifact right now, or None."""
+        return locks.lock_holder(self._lock_path(step, identity))
 
 
 def default_cache_dir() -> Path:

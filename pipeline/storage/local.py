@@ -6,15 +6,14 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from pipeline import locks
 from pipeline.artifacts import (atomic_directory, directory_problem, discard_directory, read_meta, remove_leftovers,
                                 verify_artifact, write_json)
-from pipeline.storage import ABSENT, FINISHED, WORK_SUFFIX, ArtifactStatus
+from pipeline.storage import ABSENT, FINISHED, WORK_SUFFIX, ArtifactLocks, ArtifactStatus
 
 log = logging.getLogger(__name__)
 
 
-class LocalStore:
+class LocalStore(ArtifactLocks):
     """An outputs root on a file system; several hosts may share it (NFS with working locks)."""
 
     def __init__(self, root: Path):
@@ -42,15 +41,8 @@ class LocalStore:
         return read_meta(self.location(step, identity))
 
     def _lock_path(self, step: str, identity: str) -> Path:
+        # Beside the artifact, so that every host sharing the root (NFS) takes the same lock.
         return self.root / step / f".{identity}.lock"
-
-    def lock(self, step: str, identity: str, on_wait: Callable[[str], None] | None = None, wait: bool = True):
-        """Hold the artifact's lock file ``<step>/.<id>.lock`` (see pipeline.locks) for a block."""
-        return locks.exclusive_lock(self._lock_path(step, identity), on_wait, wait)
-
-    def holder(self, step: str, identity: str) -> str | None:
-        """Return who is making the artifact right now, or None."""
-        return locks.lock_holder(self._lock_path(step, identity))
 
     def discard_unfinished(self, step: str, identity: str) -> None:
         """Remove an unfinished copy of the artifact and any run's staging leftovers (hold the lock)."""

@@ -35,7 +35,7 @@ from pipeline.artifacts import (META_FILE, atomic_directory, completeness_proble
                                 discard_directory, read_meta, remove_leftovers, sha256_of, staging_name,
                                 verify_files, write_json)
 from pipeline.errors import PipelineError
-from pipeline.storage import ABSENT, FINISHED, WORK_SUFFIX, ArtifactStatus
+from pipeline.storage import ABSENT, FINISHED, WORK_SUFFIX, ArtifactLocks, ArtifactStatus
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def parse_uri(uri: str) -> tuple[str, str]:
     return bucket, f"{prefix}/" if prefix else ""
 
 
-class S3Store:
+class S3Store(ArtifactLocks):
     """An outputs root ``s3://BUCKET/PREFIX``; ``cache_dir`` holds fetched inputs, staging and work."""
 
     def __init__(self, uri: str, client, cache_dir: Path):
@@ -247,15 +247,8 @@ class S3Store:
     # -- writing ----------------------------------------------------------------------------------
 
     def _lock_path(self, step: str, identity: str) -> Path:
+        # This host's: runs on one host take turns; across hosts, luigid keeps a task to one worker.
         return self.cache / "locks" / step / f".{identity}.lock"
-
-    def lock(self, step: str, identity: str, on_wait: Callable[[str], None] | None = None, wait: bool = True):
-        """Hold this host's lock for the artifact (runs on one host take turns; luigid spans hosts)."""
-        return locks.exclusive_lock(self._lock_path(step, identity), on_wait, wait)
-
-    def holder(self, step: str, identity: str) -> str | None:
-        """Return who is making the artifact on this host right now, or None."""
-        return locks.lock_holder(self._lock_path(step, identity))
 
     def discard_unfinished(self, step: str, identity: str) -> None:
         """Remove an unfinished artifact's objects (no meta.json, or one naming missing files)."""
