@@ -1,9 +1,9 @@
-"""Artifact housekeeping Luigi lacks: force a step to re-run, remove artifacts, verify them all.
+"""Artifact housekeeping Luigi lacks: force a step to re-run, remove, verify and copy artifacts.
 
-    python -m tasks.manage forget Train [luigi flags]   # Train and all downstream of it
-    python -m tasks.manage remove <artifact dir or id> ...
-    python -m tasks.manage verify [--paths-outputs DIR] # re-hash every artifact; exit 1 on any problem
-    python -m tasks.manage copy SOURCE DESTINATION      # e.g. a local outputs root into s3://BUCKET/PREFIX
+    lenet-pipeline forget Train [luigi flags]         # Train and all downstream of it
+    lenet-pipeline remove <artifact id or dir> ... [--paths-outputs ROOT]
+    lenet-pipeline verify [--paths-outputs ROOT]      # re-hash every artifact; exit 1 on any problem
+    lenet-pipeline copy SOURCE DESTINATION            # e.g. a local outputs root into s3://BUCKET/PREFIX
 
 ``forget STEP`` builds the task graph that ``luigi --module tasks Evaluate [flags]`` would run
 (``--task Sweep`` for another root), deletes the artifacts of every task of family STEP in it
@@ -19,18 +19,17 @@ one that fails is skipped and reported, exit 1), so a local root moves into a bu
 
 import argparse
 import contextlib
-import sys
 from pathlib import Path
 
 import luigi
 from luigi.cmdline_parser import CmdlineParser
 
 import tasks  # noqa: F401 - registers the task families
+from pipeline.errors import PipelineError
 from pipeline.locks import LockHeld
 from tasks.base import ArtifactTask
 from tasks.config import artifact_store
-
-PROBLEMS_FOUND = 1
+from tasks.options import PROBLEMS_FOUND, SUCCESS, luigi_flags, outputs_option, store_of
 
 
 def dependency_graph(root: luigi.Task) -> dict:
@@ -69,8 +68,8 @@ def delete_artifacts(store, artifacts: list[tuple[str, str]]) -> list[str]:
             try:
                 held.enter_context(store.lock(step, identity, wait=False))
             except LockHeld as busy:
-                raise SystemExit(f"{store.uri(step, identity)} is being made by a running job ({busy.holder}); "
-                                 "nothing removed. Wait for it or stop it, then run this again.") from None
+                raise PipelineError(f"{store.uri(step, identity)} is being made by a running job ({busy.holder}); "
+                                    "nothing removed. Wait for it or stop it, then run this again.") from None
         for step, identity in artifacts:
             removed += store.remove(step, identity)
     return removed
@@ -82,7 +81,7 @@ def forget(family: str, root_family: str, luigi_args: list[str]) -> list[str]:
         graph = dependency_graph(parser.get_task_obj())
         if not any(task.get_task_family() == family for task in graph):
             families = sorted({task.get_task_family() for task in graph})
-            raise SystemExit(f"No {family} in the graph of {root_family}; its steps are: {', '.join(families)}")
+            raise PipelineError(f"No {family} in the graph of {root_family}; its steps are: {', '.join(families)}")
         forgotten = tasks_to_forget(graph, family)
         return delete_artifacts(artifact_store(), [(task.step, task.artifact_id) for task in forgotten])
 
@@ -99,14 +98,9 @@ def find_artifact(store, name: str) -> tuple[str, str]:
         candidates = [(step, text) for step in artifact_steps() if text in store.ids(step)]
     found = [(step, identity) for step, identity in candidates if store.read_meta(step, identity) is not None]
     if len(found) != 1:
-        raise SystemExit(f"{name} is not one artifact under {store.describe()} (no meta.json found); nothing removed.")
+        raise PipelineError(f"{name} is not one artifact under {store.describe()} (no meta.json found); "
+                            "nothing removed.")
     return found[0]
-
-
-def remove(names: list[str]) -> list[str]:
-    """Delete the named artifacts (ids, directories or URIs under the outputs root)."""
-    store = artifact_store()
-    return delete_artifacts(store, [find_artifact(store, name) for name in names])
 
 
 def artifact_steps() -> list[str]:
@@ -147,47 +141,59 @@ def verify(store) -> tuple[int, list[str]]:
     return len(artifacts), [problem for step, identity in artifacts for problem in store.verify(step, identity)]
 
 
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    """Entry point: ``python -m tasks.manage {forget,remove,verify,copy} ...``; returns the exit code."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    forget_parser = commands.add_parser("forget", help="make a step and everything downstream re-run")
-    forget_parser.add_argument("step", help="task family: Download, ExtractToNpy, SplitValidation, Train, Evaluate")
-    forget_parser.add_argument("--task", default="Evaluate", help="root task whose graph is meant")
-    remove_parser = commands.add_parser("remove", help="delete artifact directories")
-    remove_parser.add_argument("artifacts", nargs="+", help="artifact directories or ids")
-    commands.add_parser("verify", help="re-hash every artifact against its meta.json; exit 1 on any problem")
-    copy_parser = commands.add_parser("copy", help="copy every finished artifact of one outputs root into another")
-    copy_parser.add_argument("source", help="outputs root to copy from: a directory or s3://BUCKET/PREFIX")
-    copy_parser.add_argument("destination", help="outputs root to copy into: a directory or s3://BUCKET/PREFIX")
+def forget_command(argv: list[str], prog: str) -> int:
+    """``lenet-pipeline forget STEP [--task ROOT] [luigi flags]``; returns the exit code."""
+    parser = argparse.ArgumentParser(prog=prog, parents=[outputs_option()],
+                                     description="delete a step's artifacts and everything downstream of it in "
+                                                 "the graph your Luigi flags describe, so that they run again")
+    parser.add_argument("step", help="task family: Download, ExtractToNpy, SplitValidation, Train, Evaluate, ...")
+    parser.add_argument("--task", default="Evaluate", help="root task whose graph is meant (default Evaluate)")
     args, luigi_args = parser.parse_known_args(argv)
-    if args.command == "copy":
-        with CmdlineParser.global_instance(["Evaluate", *luigi_args]):  # for [paths] cache and [s3]
-            copied, skipped = copy_artifacts(artifact_store(args.source), artifact_store(args.destination))
-        for line in [*(f"copied {uri}" for uri in copied), *skipped]:
-            print(line)
-        print(f"{len(copied)} artifacts copied into {args.destination}, {len(skipped)} skipped")
-        return PROBLEMS_FOUND if skipped else 0
-    if args.command == "verify":
-        with CmdlineParser.global_instance(["Evaluate", *luigi_args]):  # for --paths-outputs
-            store = artifact_store()
-            checked, problems = verify(store)
-        for problem in problems:
-            print(problem)
-        print(f"{checked} artifacts under {store.describe()}: "
-              + (f"{len(problems)} problems" if problems else "every file matches its meta.json"))
-        return PROBLEMS_FOUND if problems else 0
-    if args.command == "forget":
-        removed = forget(args.step, args.task, luigi_args)
-    else:
-        with CmdlineParser.global_instance(["Evaluate", *luigi_args]):  # for --paths-outputs
-            removed = remove(args.artifacts)
+    flags = [*luigi_flags(args), *luigi_args]
+    return _report_removed(forget(args.step, args.task, flags), store_of(args).describe())
+
+
+def remove_command(argv: list[str], prog: str) -> int:
+    """``lenet-pipeline remove ARTIFACT ... [--paths-outputs ROOT]``; returns the exit code."""
+    parser = argparse.ArgumentParser(prog=prog, parents=[outputs_option()],
+                                     description="delete artifacts by id, directory or URI")
+    parser.add_argument("artifacts", nargs="+", help="artifact ids, directories or s3:// URIs")
+    args = parser.parse_args(argv)
+    store = store_of(args)
+    return _report_removed(delete_artifacts(store, [find_artifact(store, name) for name in args.artifacts]),
+                           store.describe())
+
+
+def _report_removed(removed: list[str], root: str) -> int:
     for path in removed:
         print(f"removed {path}")
     if not removed:
-        print("nothing to remove")
-    return 0
+        print(f"nothing to remove under {root}")
+    return SUCCESS
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def verify_command(argv: list[str], prog: str) -> int:
+    """``lenet-pipeline verify [--paths-outputs ROOT]``; returns the exit code."""
+    parser = argparse.ArgumentParser(prog=prog, parents=[outputs_option()],
+                                     description="re-hash every artifact against its meta.json; exit 1 on any problem")
+    store = store_of(parser.parse_args(argv))
+    checked, problems = verify(store)
+    for problem in problems:
+        print(problem)
+    print(f"{checked} artifacts under {store.describe()}: "
+          + (f"{len(problems)} problems" if problems else "every file matches its meta.json"))
+    return PROBLEMS_FOUND if problems else SUCCESS
+
+
+def copy_command(argv: list[str], prog: str) -> int:
+    """``lenet-pipeline copy SOURCE DESTINATION``; returns the exit code."""
+    parser = argparse.ArgumentParser(prog=prog, description="copy every finished artifact of one outputs root "
+                                                            "into another that lacks it (each re-hashed first)")
+    parser.add_argument("source", help="outputs root to copy from: a directory or s3://BUCKET/PREFIX")
+    parser.add_argument("destination", help="outputs root to copy into: a directory or s3://BUCKET/PREFIX")
+    args = parser.parse_args(argv)
+    copied, skipped = copy_artifacts(artifact_store(args.source), artifact_store(args.destination))
+    for line in [*(f"copied {uri}" for uri in copied), *skipped]:
+        print(line)
+    print(f"{len(copied)} artifacts copied into {args.destination}, {len(skipped)} skipped")
+    return PROBLEMS_FOUND if skipped else SUCCESS

@@ -127,10 +127,11 @@ def custom_run(source, outputs: Path, *extra: str) -> list[str]:
 
 
 def artifacts(outputs: Path, step: str) -> list[Path]:
-    """Return the finished artifact directories of one step."""
-    folder = outputs / step
-    return sorted(p for p in folder.iterdir() if not p.name.startswith(".")
-                  and not p.name.endswith(".incomplete")) if folder.is_dir() else []
+    """Return the finished artifact directories of one step (the store's own test of "finished")."""
+    from pipeline.storage.local import LocalStore
+
+    store = LocalStore(outputs)
+    return [store.location(step, identity) for identity in store.ids(step) if store.status(step, identity).finished]
 
 
 def output_of(result) -> str:

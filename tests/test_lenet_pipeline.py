@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, cli_env
+from conftest import REPO_ROOT, cli_env, output_of
 
 LENET_PIPELINE = str(Path(sys.executable).with_name("lenet-pipeline"))
 SUBCOMMANDS = ("runs", "predict", "batch", "forget", "remove", "verify", "copy")
@@ -20,7 +20,7 @@ def lenet_pipeline(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedPro
 def test_help_lists_every_subcommand():
     result = lenet_pipeline("--help")
     assert result.returncode == 0
-    listed = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ")]
+    listed = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ") and line.split()[0].isalpha()]
     assert listed == list(SUBCOMMANDS)
 
 
@@ -36,12 +36,36 @@ def test_an_unknown_subcommand_exits_2_with_the_list():
     assert result.returncode == 2 and "unknown command 'train'" in result.stderr and "verify" in result.stderr
 
 
-def test_exit_codes_are_the_modules_own(tmp_path):
+def test_every_subcommand_follows_one_exit_code_table(tmp_path):
     assert lenet_pipeline("verify", "--paths-outputs", str(tmp_path)).returncode == 0
     (tmp_path / "train" / "abc").mkdir(parents=True)
     unfinished = lenet_pipeline("verify", "--paths-outputs", str(tmp_path))
     assert unfinished.returncode == 1 and "no readable meta.json" in unfinished.stdout
-    unreadable = lenet_pipeline("predict", "--model", str(tmp_path), str(tmp_path / "missing.png"))
-    assert unreadable.returncode == 2 and unreadable.stderr.startswith("error: ")
-    listed = lenet_pipeline("runs", "--outputs", str(tmp_path), "list")
-    assert listed.returncode == 0 and f"no evaluated runs under {tmp_path}" in listed.stdout
+    for usage in (["verify", "--no-such-flag"], ["runs", "list", "--filter", "epochs"], ["remove"], ["copy", "x"]):
+        wrong = lenet_pipeline(*usage)
+        assert wrong.returncode == 2 and "usage: lenet-pipeline" in wrong.stderr, (usage, wrong.stderr)
+    for runtime in (["predict", "--model", str(tmp_path), str(tmp_path / "missing.png")],
+                    ["runs", "diff", "a", "b", "--paths-outputs", str(tmp_path)],
+                    ["remove", "nonexistent", "--paths-outputs", str(tmp_path)],
+                    ["forget", "Nothing", "--data-dataset", "synthetic", "--paths-outputs", str(tmp_path)]):
+        failed = lenet_pipeline(*runtime)
+        errors = failed.stderr.splitlines()
+        assert failed.returncode == 3 and len(errors) == 1 and errors[0].startswith("ERROR: "), (runtime, failed.stderr)
+    help_text = lenet_pipeline("--help").stdout
+    assert all(f"  {code}  " in help_text for code in range(4))
+
+
+@pytest.mark.parametrize("args", [
+    ["runs", "--paths-outputs", "{root}", "list"], ["runs", "list", "--paths-outputs", "{root}"],
+    ["runs", "list", "--all-params", "--paths-outputs={root}"], ["verify", "--paths-outputs", "{root}"],
+    ["forget", "Train", "--paths-outputs", "{root}", "--data-dataset", "synthetic"],
+    ["remove", "--paths-outputs", "{root}", "abc"],
+])
+def test_the_outputs_flag_is_luigis_and_goes_anywhere_after_the_subcommand(tmp_path, args):
+    result = lenet_pipeline(*(arg.format(root=tmp_path) for arg in args))
+    assert str(tmp_path) in output_of(result) and result.returncode in (0, 3), output_of(result)
+
+
+@pytest.mark.parametrize("subcommand", ["runs", "predict", "forget", "remove", "verify"])
+def test_help_lists_the_outputs_flag(subcommand):
+    assert "--paths-outputs ROOT" in lenet_pipeline(subcommand, "--help").stdout

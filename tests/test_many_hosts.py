@@ -53,7 +53,7 @@ def test_every_command_works_on_an_s3_root_and_hosts_share_its_artifacts(swift, 
     sweep = luigi_run("Sweep", *flags, "--Sweep-grid", '{"seed": [66478, 1]}', env=host_b)
     assert sweep.returncode == 0 and "Sweep of 2 runs" in sweep.stdout, output_of(sweep)
 
-    listed = lenet_pipeline("runs", "--outputs", s3_root, "list", "--json", env=host_a)
+    listed = lenet_pipeline("runs", "--paths-outputs", s3_root, "list", "--json", env=host_a)
     assert listed.returncode == 0, output_of(listed)
     assert sorted(run["params"]["seed"] for run in json.loads(listed.stdout)) == [1, 66478]
     verified = lenet_pipeline("verify", "--paths-outputs", s3_root, env=host_a)
@@ -62,7 +62,7 @@ def test_every_command_works_on_an_s3_root_and_hosts_share_its_artifacts(swift, 
     import numpy as np
 
     np.save(images, np.full((2, 28, 28), 255, dtype=np.uint8))
-    predicted = lenet_pipeline("predict", "--outputs", s3_root, "--model", "latest", "--json", str(images), env=host_a)
+    predicted = lenet_pipeline("predict", "--paths-outputs", s3_root, "--model", "latest", "--json", str(images), env=host_a)
     assert predicted.returncode == 0 and len(predicted.stdout.splitlines()) == 2, output_of(predicted)
     batch = lenet_pipeline("batch", "Evaluate", *flags, env=host_a)
     assert batch.returncode == 0 and f"Run summary: {s3_root}/runs/" in batch.stdout, output_of(batch)

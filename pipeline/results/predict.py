@@ -1,24 +1,16 @@
-"""Prediction with a trained model: class and probability for each image.
+"""Prediction with a trained model: class probabilities for each image, and which model to use.
 
-    lenet-pipeline predict --model latest digit.png scan.jpg batch.npy
-    lenet-pipeline predict --model outputs/train/<id> digit.png
-
-``--model`` is a Train artifact directory (or its ``model.keras``), or ``latest`` for the most
-recently finished training under ``--outputs`` (default: ``[paths] outputs`` of Luigi's configuration).
-Images get the training preprocessing (grayscale, 28x28, inverted when the background is light).
+What ``lenet-pipeline predict`` does (its command line is tasks/results.py): ``find_model`` takes a
+Train artifact directory (or its ``model.keras``), or ``latest``, the most recently finished
+training in an artifact store.
 """
 
-import argparse
-import json
-import sys
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from pipeline.artifacts import ID_LENGTH, read_json
 from pipeline.errors import PipelineError
-from pipeline.results.preprocess import load_inputs
 
 
 def find_model(spec: str, store) -> Path:
@@ -55,34 +47,3 @@ def predict(model_path: Path, images: np.ndarray) -> np.ndarray:
     model = keras.models.load_model(model_path)
     logits = model.predict(images[..., None].astype(np.float32), batch_size=1000, verbose=0)
     return keras.ops.convert_to_numpy(keras.ops.softmax(keras.ops.cast(logits, "float32")))
-
-
-def main(argv: list[str] | None, prog: str | None, open_store: Callable) -> int:
-    """Entry point of ``lenet-pipeline predict``; prints one line per image, returns the exit code.
-
-    ``open_store(--outputs or None)`` gives the artifact store that ``latest`` is looked up in.
-    """
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    parser.add_argument("images", nargs="+", type=Path, help="PNG/JPEG files or .npy batches")
-    parser.add_argument("--model", default="latest", help="'latest' or a Train artifact directory")
-    parser.add_argument("--outputs", default=None, help="artifact root, a directory or s3://BUCKET/PREFIX (for 'latest')")
-    parser.add_argument("--json", action="store_true", help="print JSON lines instead of text")
-    args = parser.parse_args(argv)
-    try:
-        images, names = load_inputs(args.images)
-        model_path = find_model(args.model, open_store(args.outputs) if args.model == "latest" else None)
-        probabilities = predict(model_path, images)
-    except PipelineError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    class_names = class_names_for(model_path)
-    for name, row in zip(names, probabilities):
-        best = int(np.argmax(row))
-        if args.json:
-            print(json.dumps({"input": name, "class": best, "label": class_names[best],
-                              "probability": round(float(row[best]), 6)}))
-        else:
-            print(f"{name}: {class_names[best]} ({best}) with probability {row[best]:.3f}")
-    return 0
-
-

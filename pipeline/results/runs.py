@@ -1,19 +1,17 @@
-"""The runs table: every evaluated run under the outputs root, and the difference between two.
+"""The runs table: every evaluated run in an artifact store, and the difference between two.
 
-    lenet-pipeline runs list [--sort test_error] [--filter epochs=10] [--all-params]
-    lenet-pipeline runs diff <evaluate id or dir> <evaluate id or dir>
+What ``lenet-pipeline runs list`` and ``runs diff`` print (their command line is tasks/results.py).
 
 Like ``dvc exp show`` / ``dvc exp diff``: ``list`` prints one row per run with the parameters
 that differ between runs (``--all-params`` for all) and the test error; ``diff`` prints the
 parameters and metrics that differ between two runs.
 """
 
-import argparse
 import json
 from pathlib import Path
-from typing import Callable
 
 from pipeline.artifacts import read_json
+from pipeline.errors import ConfigError, PipelineError
 
 METRICS = ("test_error", "test_accuracy", "num_examples")
 
@@ -43,7 +41,7 @@ def parse_filters(filters: list[str]) -> dict[str, str]:
     parsed = {}
     for item in filters:
         if "=" not in item:
-            raise SystemExit(f"--filter {item!r}: write it as parameter=value, e.g. epochs=10")
+            raise ConfigError(f"--filter {item!r}: write it as parameter=value, e.g. epochs=10")
         key, value = item.split("=", 1)
         parsed[key.strip()] = value.strip()
     return parsed
@@ -85,7 +83,7 @@ def find_run(runs: list[dict], name: str) -> dict:
     for run in runs:
         if name in (run["run"], run["path"]) or ("://" not in name and str(Path(name).resolve()) == run["path"]):
             return run
-    raise SystemExit(f"No evaluated run {name!r}; `lenet-pipeline runs list` shows them.")
+    raise PipelineError(f"No evaluated run {name!r}; `lenet-pipeline runs list` shows them.")
 
 
 def diff_runs(first: dict, second: dict) -> dict:
@@ -111,37 +109,3 @@ def format_diff(first: dict, second: dict, difference: dict) -> str:
     if len(lines) == 1:
         lines.append("no differences")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None, prog: str | None, open_store: Callable) -> int:
-    """Entry point of ``lenet-pipeline runs {list,diff}``; ``open_store(--outputs or None)`` gives the store."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    parser.add_argument("--outputs", default=None,
-                        help="artifact root, a directory or s3://BUCKET/PREFIX (default: [paths] outputs of Luigi's configuration)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    listing = commands.add_parser("list", help="one row per evaluated run")
-    listing.add_argument("--sort", default="test_error", help="a metric, a parameter, 'ended' or 'run'")
-    listing.add_argument("--filter", action="append", default=[], help="parameter=value (repeatable)")
-    listing.add_argument("--all-params", action="store_true", help="show every parameter, not only varying ones")
-    listing.add_argument("--json", action="store_true")
-    difference = commands.add_parser("diff", help="parameter and metric differences of two runs")
-    difference.add_argument("first")
-    difference.add_argument("second")
-    difference.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    store = open_store(args.outputs)
-    outputs = store.describe()
-    runs = load_runs(store)
-    if args.command == "list":
-        chosen = select_runs(runs, parse_filters(args.filter), args.sort)
-        if not chosen and not args.json:
-            print(f"no evaluated runs under {outputs}" + (" match the filters" if args.filter else ""))
-            return 0
-        print(json.dumps(chosen, indent=2) if args.json else format_table(chosen, args.all_params))
-    else:
-        first, second = find_run(runs, args.first), find_run(runs, args.second)
-        result = diff_runs(first, second)
-        print(json.dumps(result, indent=2) if args.json else format_diff(first, second, result))
-    return 0
-
-

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO_ROOT, cli_env, make_pattern_files, output_of
+from conftest import REPO_ROOT, artifacts, cli_env, make_pattern_files, output_of
 from pipeline.errors import DataError
 from pipeline.results.preprocess import load_image, load_npy_batch, to_model_input
 from pipeline.data.synthetic import pattern_arrays
@@ -72,7 +72,7 @@ def test_predicted_labels_of_test_images_written_as_pngs(trained, tmp_path):
             picture = Image.fromarray(255 - image).resize((84, 84), Image.NEAREST)
         picture.save(path)
         paths.append(str(path))
-    result = predict_cli("--model", "latest", "--outputs", str(trained), "--json", *paths)
+    result = predict_cli("--model", "latest", "--paths-outputs", str(trained), "--json", *paths)
     assert result.returncode == 0, output_of(result)
     predicted = [json.loads(line) for line in result.stdout.splitlines()]
     assert [row["class"] for row in predicted] == labels.tolist()
@@ -83,16 +83,16 @@ def test_predicted_labels_of_test_images_written_as_pngs(trained, tmp_path):
 def test_corrupt_image_fails_with_message_and_exit_code(trained, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"definitely not an image")
-    result = predict_cli("--model", "latest", "--outputs", str(trained), str(broken))
-    assert result.returncode == 2
-    assert f"error: {broken} is not a readable image" in result.stderr
+    result = predict_cli("--model", "latest", "--paths-outputs", str(trained), str(broken))
+    assert result.returncode == 3
+    assert f"ERROR: {broken} is not a readable image" in result.stderr
 
 
 @pytest.mark.slow
 def test_savedmodel_is_exported_beside_the_keras_model(trained):
     import tensorflow as tf
 
-    (train_dir,) = [path for path in (trained / "train").iterdir() if path.name.isalnum()]
+    (train_dir,) = artifacts(trained, "train")
     assert (train_dir / "model.keras").is_file()
     served = tf.saved_model.load(str(train_dir / "saved_model"))
     logits = served.serve(tf.zeros((3, 28, 28, 1)))

@@ -8,7 +8,9 @@ from conftest import output_of
 
 from pipeline.artifacts import write_meta, RunClock
 from pipeline.results import runs
+from pipeline.errors import PipelineError
 from pipeline.storage.local import LocalStore
+from tasks.results import runs_command
 
 
 def fake_run(outputs, run_id, epochs, test_error, ended):
@@ -22,7 +24,7 @@ def fake_run(outputs, run_id, epochs, test_error, ended):
 
 
 def main(*argv):
-    return runs.main(list(argv), "lenet-pipeline runs", lambda root: LocalStore(root))
+    return runs_command(list(argv), "lenet-pipeline runs")
 
 
 @pytest.fixture
@@ -34,22 +36,22 @@ def outputs(tmp_path):
 
 
 def test_list_sorts_by_test_error_and_shows_varying_params(outputs, capsys):
-    main("--outputs", str(outputs), "list")
+    main("--paths-outputs", str(outputs), "list")
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["run", "epochs", "test_error", "%", "ended"]
     assert [line.split()[0] for line in lines[2:]] == ["bbbbbbbbbbbb", "cccccccccccc", "aaaaaaaaaaaa"]
 
 
 def test_list_filters_and_sorts_by_parameter(outputs, capsys):
-    main("--outputs", str(outputs), "list", "--sort", "epochs", "--filter", "seed=1", "--json")
+    main("--paths-outputs", str(outputs), "list", "--sort", "epochs", "--filter", "seed=1", "--json")
     listed = json.loads(capsys.readouterr().out)
     assert [run["params"]["epochs"] for run in listed] == [1, 2, 3]
-    main("--outputs", str(outputs), "list", "--filter", "epochs=2", "--json")
+    main("--paths-outputs", str(outputs), "list", "--filter", "epochs=2", "--json")
     assert [run["run"] for run in json.loads(capsys.readouterr().out)] == ["bbbbbbbbbbbb"]
 
 
 def test_diff_shows_parameter_and_metric_changes(outputs, capsys):
-    main("--outputs", str(outputs), "diff", "aaaaaaaaaaaa", "bbbbbbbbbbbb", "--json")
+    main("--paths-outputs", str(outputs), "diff", "aaaaaaaaaaaa", "bbbbbbbbbbbb", "--json")
     difference = json.loads(capsys.readouterr().out)
     assert difference["params"] == {"epochs": [1, 2]}
     assert difference["metrics"]["test_error"] == [5.0, 3.0, -2.0]
@@ -65,14 +67,14 @@ def test_only_finished_evaluations_are_runs(outputs, capsys):
     copied = outputs / "evaluate" / "ffffffffffff"
     copied.mkdir()
     (copied / "metrics.json").write_text((outputs / "evaluate" / "aaaaaaaaaaaa" / "metrics.json").read_text())
-    main("--outputs", str(outputs), "list", "--json")
+    main("--paths-outputs", str(outputs), "list", "--json")
     assert sorted(run["run"] for run in json.loads(capsys.readouterr().out)) == [
         "aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc"]
 
 
 def test_unknown_run_is_a_clear_error(outputs):
-    with pytest.raises(SystemExit, match="No evaluated run 'nope'"):
-        main("--outputs", str(outputs), "diff", "nope", "aaaaaaaaaaaa")
+    with pytest.raises(PipelineError, match="No evaluated run 'nope'"):
+        main("--paths-outputs", str(outputs), "diff", "nope", "aaaaaaaaaaaa")
 
 
 @pytest.mark.slow
