@@ -227,15 +227,53 @@ def staging_name(final: Path) -> str:
     return f".{Path(final).name}.tmp-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
+def _tree_bytes(directory: Path) -> int:
+    return sum(path.stat().st_size for path in Path(directory).rglob("*") if path.is_file())
+
+
+def _mount_point(path: Path) -> Path:
+    path = Path(path).resolve()
+    while not os.path.ismount(path):
+        path = path.parent
+    return path
+
+
+def is_full_disk(error: OSError, directory: Path) -> bool:
+    """Return True when ``error`` came from a full file system under ``directory``.
+
+    ENOSPC, or an OSError without an errno while less than a mebibyte is free: numpy reports a
+    short write as "N requested and M written" with no errno.
+    """
+    if error.errno == errno.ENOSPC:
+        return True
+    try:
+        return error.errno is None and shutil.disk_usage(directory).free < (1 << 20)
+    except OSError:
+        return False
+
+
+def full_disk_error(final: Path, written: int, needed: int | None = None) -> PipelineError:
+    """Return the error for a full file system while ``final`` was being written: where, and how much is needed."""
+    usage = shutil.disk_usage(Path(final).parent)
+    megabytes = lambda count: f"{count / 1e6:,.1f} MB"  # noqa: E731 - one formatting rule, used four times
+    need = (f"it needs about {megabytes(needed)}" if needed and needed > written
+            else f"it needs more than the {megabytes(written)} it had written")
+    return PipelineError(
+        f"The file system of {Path(final).parent} (mounted at {_mount_point(Path(final).parent)}: "
+        f"{megabytes(usage.total)} in all, {megabytes(usage.free)} free now) is full: no space left while "
+        f"writing {final}; {need}. Free some space there or set [paths] outputs (--paths-outputs) to a "
+        "larger disk, then run again (nothing was left half-written).")
+
+
 @contextlib.contextmanager
-def atomic_directory(final: Path, finished: Callable[[Path], bool] = os.path.isdir):
+def atomic_directory(final: Path, finished: Callable[[Path], bool] = os.path.isdir, needed: int | None = None):
     """Yield a temporary directory that becomes ``final`` only if the block completes.
 
     Files and directories are flushed to disk before the rename, so a power loss never leaves
     ``final`` with empty files. On any failure the temporary directory is removed, so nothing
     half-written can be taken for finished work. When another process put a ``finished`` copy of
     ``final`` in place meanwhile, that copy stays and this one is discarded. A full disk is
-    reported with the path and what to do.
+    reported with where it is and how much the step needs (``needed`` bytes, when known).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -245,12 +283,11 @@ def atomic_directory(final: Path, finished: Callable[[Path], bool] = os.path.isd
         yield temporary
         _commit(temporary, final, finished)
     except OSError as error:
+        full = is_full_disk(error, temporary)
+        written = _tree_bytes(temporary) if full else 0
         shutil.rmtree(temporary, ignore_errors=True)
-        if error.errno == errno.ENOSPC:
-            raise PipelineError(
-                f"No space left on the device while writing {final}: free some space or set "
-                "[paths] outputs (--paths-outputs) to a larger disk, then run again."
-            ) from error
+        if full:
+            raise full_disk_error(final, written, needed) from error
         raise
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)

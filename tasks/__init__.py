@@ -3,16 +3,19 @@
     luigi --module tasks Evaluate --local-scheduler
 
 Importing it loads the project's Luigi settings (tasks/project.cfg: exit codes,
-``check_complete_on_run``), so they hold whatever directory the command starts in.
+``check_complete_on_run``), so they hold whatever directory the command starts in, and keeps
+predictable failures to one ``ERROR:`` line on the console (tasks/console_errors.py).
 """
 
 import warnings
 
 from luigi.parameter import UnconsumedParameterWarning
 
+from tasks import console_errors
 from tasks.settings import load_project_config
 
 load_project_config()
+console_errors.install()
 
 from tasks.config import data, paths  # noqa: E402 - the config classes read the settings above
 from tasks.report import Report  # noqa: E402

@@ -8,7 +8,9 @@ import luigi
 from pipeline.artifacts import RunClock, artifact_id, write_meta
 from pipeline.errors import PipelineError
 from pipeline.runlog import attach_run_log
-from tasks.config import artifact_store, outputs_location
+from pipeline.storage import log_dir_for
+from tasks.config import artifact_store, outputs_location, paths
+from tasks.console_errors import remember_log_dir
 from tasks.target import ArtifactTarget
 
 log = logging.getLogger(__name__)
@@ -33,8 +35,9 @@ class ArtifactTask(luigi.Task):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.validate()
         self.outputs = outputs_location()
+        remember_log_dir(log_dir_for(self.outputs, paths().cache))
+        self.validate()
         # Computed once: what identifies the result when the task was created is what it makes.
         self.identity = self.identity_params()
         self.artifact_id = artifact_id(
@@ -85,6 +88,10 @@ class ArtifactTask(luigi.Task):
             _print_error_once(str(error))
             raise
 
+    def needed_bytes(self) -> int | None:
+        """Return about how many bytes the artifact takes, when known (said if the disk fills)."""
+        return None
+
     def produce(self, staging) -> dict | None:
         """Write this step's files into ``staging``; return extra facts for ``meta.json``."""
         raise NotImplementedError
@@ -106,7 +113,7 @@ class ArtifactTask(luigi.Task):
                             self.get_task_family(), target.path, status.problem)
             self.store.discard_unfinished(self.step, self.artifact_id)
             clock = RunClock()
-            with self.store.staging(self.step, self.artifact_id) as staging:
+            with self.store.staging(self.step, self.artifact_id, self.needed_bytes()) as staging:
                 extra = self.produce(staging)
                 write_meta(staging, self.step, self.artifact_id, self.identity,
                            self.upstream_ids(), clock, extra)

@@ -22,6 +22,10 @@ from tasks.config import data
 
 log = logging.getLogger(__name__)
 
+IMAGE_BYTES = 28 * 28
+# model.keras (6.7 MB) and the SavedModel (13.4 MB) of the fixed architecture, plus events and history.
+TRAIN_ARTIFACT_BYTES = 21_000_000
+
 
 def _load_arrays(directory: str, *names: str):
     """Return the named ``.npy`` arrays of an artifact directory, memory-mapped (read-only)."""
@@ -93,6 +97,11 @@ class ExtractToNpy(ArtifactTask):
     def requires(self):
         return Download()
 
+    def needed_bytes(self):
+        train_count = get_dataset(data().dataset).train_count
+        # MNIST-format test sets are about a sixth of the training set; each example is 784 + 1 bytes.
+        return None if train_count is None else train_count * (IMAGE_BYTES + 1) * 7 // 6
+
     def produce(self, staging):
         from pipeline.data.extract import extract_to_npy
 
@@ -113,6 +122,10 @@ class SplitValidation(ArtifactTask):
 
     def requires(self):
         return ExtractToNpy()
+
+    def needed_bytes(self):
+        recorded = (self.input().read_meta() or {}).get("checksums", {})
+        return sum(recorded.get(f"train_{name}.npy", {}).get("bytes", 0) for name in ("images", "labels")) or None
 
     def produce(self, staging):
         import numpy as np
@@ -176,6 +189,9 @@ class Train(ArtifactTask):
 
     def requires(self):
         return SplitValidation()
+
+    def needed_bytes(self):
+        return TRAIN_ARTIFACT_BYTES
 
     def checkpoint_dir(self) -> Path:
         """Return where checkpoints of this training live until it finishes (local; the store keeps a copy)."""

@@ -187,3 +187,54 @@ def test_bad_parameters_fail_at_once_with_a_message(run_cli, tmp_path, args, mes
     assert message in result.stderr
     assert time.monotonic() - started < 20
     assert not (tmp_path / "download").exists()
+
+
+def one_error_line(result, outputs: Path) -> str:
+    """Return the one ``ERROR:`` line of a failed run, checking that no traceback reached the console."""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR: ")]
+    assert len(errors) == 1 and "Traceback" not in output_of(result), output_of(result)
+    assert "Traceback (most recent call last)" in (outputs / "pipeline.log").read_text(), "the log lost the traceback"
+    return errors[0]
+
+
+@pytest.mark.parametrize("damage, args, code, message", [
+    ("missing file", [], 40, "t10k-labels-idx1-ubyte.gz does not exist"),
+    (None, ["--Train-epochs", "0"], 40, "Train epochs = 0 must be at least 1"),
+    (None, ["--data-dataset", "cifar"], 40, "Unknown dataset 'cifar'"),
+    (None, ["--SplitValidation-validation-size", "5000"], 30,
+     "SplitValidation failed: SplitValidation validation_size = 5000 must be above 0 and below 1200"),
+    ("corrupt file", [], 30, "Download failed: "),
+])
+def test_each_bad_input_is_one_error_line_and_its_traceback_goes_to_the_log(pattern_dir, run_cli, tmp_path, damage,
+                                                                             args, code, message):
+    if damage == "missing file":
+        (pattern_dir / "t10k-labels-idx1-ubyte.gz").unlink()
+    elif damage == "corrupt file":
+        broken = pattern_dir / "train-images-idx3-ubyte.gz"
+        broken.write_bytes(broken.read_bytes()[:5000])
+    outputs = tmp_path / "out"
+    result = run_cli(*custom_run(pattern_dir, outputs), *args)
+    assert result.returncode == code, output_of(result)
+    assert message in one_error_line(result, outputs)
+
+
+@pytest.mark.slow
+def test_a_full_outputs_disk_names_where_and_how_much_and_a_rerun_after_freeing_space_completes(tmp_path):
+    outputs = tmp_path / "small"
+    outputs.mkdir()
+    run = " ".join([*luigi_command("Evaluate", "--local-scheduler", "--data-dataset", "synthetic", "--Train-epochs",
+                                   "1", "--paths-outputs", str(outputs))])
+    # A 3 MB tmpfs in a mount namespace of this test's own (unshare works for root and, with user
+    # namespaces, for anyone), filled by extraction, then grown to 64 MB for the rerun.
+    script = (f"mount -t tmpfs -o size=3m tmpfs {outputs} && {{ {run} 2>{tmp_path}/first.err; echo first=$?; "
+              f"ls -A {outputs}/extract; cp {outputs}/pipeline.log {tmp_path}/first.log; "
+              f"mount -o remount,size=64m {outputs} && {run} >/dev/null 2>&1; echo second=$?; }}")
+    result = subprocess.run(["unshare", "--map-root-user", "--mount", "sh", "-c", script], cwd=REPO_ROOT,
+                            env=cli_env(), capture_output=True, text=True, timeout=600)
+    assert "first=30" in result.stdout and "second=0" in result.stdout, output_of(result)
+    assert result.stdout.split("first=30\n")[1].split("second")[0] == "", "the full disk left a partial artifact"
+    errors = [line for line in (tmp_path / "first.err").read_text().splitlines() if line.startswith("ERROR: ")]
+    assert len(errors) == 1 and "Traceback" not in (tmp_path / "first.err").read_text()
+    assert f"ERROR: ExtractToNpy failed: The file system of {outputs}/extract (mounted at {outputs}: " in errors[0]
+    assert "is full" in errors[0] and "it needs about 4.8 MB" in errors[0] and "--paths-outputs" in errors[0]
+    assert "Traceback (most recent call last)" in (tmp_path / "first.log").read_text()

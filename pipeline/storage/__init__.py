@@ -61,6 +61,18 @@ def is_s3(root: str) -> bool:
     return str(root).startswith("s3://")
 
 
+def s3_cache_dir(root: str, cache_dir: Path) -> Path:
+    """Return this host's cache directory for the S3 root ``s3://BUCKET/PREFIX``."""
+    return Path(cache_dir) / "s3" / str(root)[len("s3://"):].strip("/")
+
+
+def log_dir_for(root: str, cache_dir: str | Path | None = None) -> Path:
+    """Return where runs on an outputs root keep pipeline.log: the root itself, or an S3 root's cache."""
+    if is_s3(root):
+        return s3_cache_dir(root, Path(cache_dir).expanduser() if cache_dir else default_cache_dir()) / "logs"
+    return Path(root)
+
+
 def open_store(root: str, cache_dir: str | Path | None = None, s3_client=None):
     """Return the store for an outputs root: a directory path, or ``s3://BUCKET/PREFIX``.
 

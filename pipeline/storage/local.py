@@ -52,10 +52,13 @@ class LocalStore(ArtifactLocks):
             discard_directory(final)
 
     @contextlib.contextmanager
-    def staging(self, step: str, identity: str):
-        """Yield a local directory that becomes the artifact, atomically, when the block succeeds."""
+    def staging(self, step: str, identity: str, needed: int | None = None):
+        """Yield a local directory that becomes the artifact, atomically, when the block succeeds.
+
+        ``needed``: about how many bytes the step writes, for the message if the disk fills.
+        """
         final = self.location(step, identity)
-        with atomic_directory(final, finished=lambda path: directory_problem(path, identity) is None) as staging:
+        with atomic_directory(final, lambda path: directory_problem(path, identity) is None, needed) as staging:
             yield staging
 
     def commit(self, step: str, identity: str, local: Path) -> None:

@@ -32,10 +32,10 @@ from typing import Callable
 
 from pipeline import locks
 from pipeline.artifacts import (META_FILE, atomic_directory, completeness_problem, directory_problem,
-                                discard_directory, read_meta, remove_leftovers, sha256_of, staging_name,
-                                verify_files, write_json)
+                                discard_directory, full_disk_error, is_full_disk, read_meta, remove_leftovers, sha256_of,
+                                staging_name, verify_files, write_json)
 from pipeline.errors import PipelineError
-from pipeline.storage import ABSENT, FINISHED, WORK_SUFFIX, ArtifactLocks, ArtifactStatus
+from pipeline.storage import ABSENT, FINISHED, WORK_SUFFIX, ArtifactLocks, ArtifactStatus, s3_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,7 @@ class S3Store(ArtifactLocks):
         self.bucket, self.prefix = parse_uri(uri)
         self.client = client
         self.root_uri = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
-        namespace = f"{self.bucket}/{self.prefix}".rstrip("/")
-        self.cache = Path(cache_dir) / "s3" / namespace
+        self.cache = s3_cache_dir(self.root_uri, cache_dir)
         self._transfer = transfer_config()
 
     def __repr__(self):
@@ -258,8 +257,11 @@ class S3Store(ArtifactLocks):
         remove_leftovers(self.cache / "staging" / step / identity)
 
     @contextlib.contextmanager
-    def staging(self, step: str, identity: str):
-        """Yield a local directory; when the block succeeds its files are uploaded and committed."""
+    def staging(self, step: str, identity: str, needed: int | None = None):
+        """Yield a local directory; when the block succeeds its files are uploaded and committed.
+
+        ``needed``: about how many bytes the step writes, for the message if the cache's disk fills.
+        """
         final = self.cache / "staging" / step / identity
         final.parent.mkdir(parents=True, exist_ok=True)
         local = final.parent / staging_name(final)
@@ -267,6 +269,11 @@ class S3Store(ArtifactLocks):
         try:
             yield local
             self.commit(step, identity, local)
+        except OSError as error:
+            if is_full_disk(error, local):
+                raise full_disk_error(local, sum(path.stat().st_size for path in local.rglob("*") if path.is_file()),
+                                      needed) from error
+            raise
         finally:
             shutil.rmtree(local, ignore_errors=True)
 
