@@ -49,7 +49,13 @@ class ArtifactTask(luigi.Task):
             self.get_task_family(),
             {**self.to_str_params(only_significant=True, only_public=True), "artifact": self.artifact_id},
         )
-        self._Task__hash = hash(self.task_id)
+
+    # Luigi's own equality compares parameters only; two tasks are the same step when their ids are.
+    def __hash__(self):
+        return hash(self.task_id)
+
+    def __eq__(self, other):
+        return isinstance(other, ArtifactTask) and self.task_id == other.task_id
 
     def validate(self) -> None:
         """Raise ConfigError for parameter values that cannot work (before any heavy work)."""

@@ -115,8 +115,7 @@ def run_batch(argv: list[str]) -> int:
     """Run one scheduled job with ``argv`` (Luigi arguments); return its exit code."""
     argv = list(argv) or list(DEFAULT_ARGS)
     store = store_from(argv)
-    with CmdlineParser.global_instance(["Evaluate"]):
-        codes = luigi.retcodes.retcode()
+    codes = luigi.retcodes.retcode()
     try:
         with exclusive_lock(job_lock_path(store, argv), wait=False):
             return _run_locked(store, argv)

@@ -8,24 +8,24 @@ matplotlib; ``Report`` runs ``Evaluate`` first when needed.
 
 from pathlib import Path
 
-import luigi
+from luigi.util import inherits
 
 from pipeline.artifacts import read_json
 from pipeline.data.datasets import get_dataset
 from tasks.base import ArtifactTask
 from tasks.config import data
-from tasks.steps import Evaluate, ExtractToNpy, Train
+from tasks.steps import Evaluate
 
 
+@inherits(Evaluate)
 class Report(ArtifactTask):
     """Learning curves, confusion matrix, misclassified images, per-class accuracy, report.html."""
 
     step = "report"
-    train_overrides = luigi.DictParameter(default={}, description="as for Evaluate")
 
     def requires(self):
-        return {"evaluation": Evaluate(train_overrides=self.train_overrides),
-                "model": Train(**self.train_overrides), "data": ExtractToNpy()}
+        evaluation = self.clone(Evaluate)
+        return {"evaluation": evaluation, **evaluation.requires()}
 
     def produce(self, staging):
         import numpy as np

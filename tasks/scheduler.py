@@ -1,6 +1,6 @@
 """luigid for this project: its state file, task history and logs together in one state directory.
 
-    python -m tasks.scheduler [--address 127.0.0.1] [--port 8082] [--state-dir DIR] [luigid flags]
+    python -m tasks.scheduler [--address 127.0.0.1] [--port PORT] [--state-dir DIR] [luigid flags]
 
 ``scripts/start-scheduler`` runs this with its ``LUIGID_*`` variables. The state directory
 defaults to ``<outputs>/luigid`` (for an ``s3://`` outputs root, ``~/.cache/lenet-luigi-pipeline/luigid``)
@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import luigi.cmdline
+import luigi.interface
 from luigi.configuration import get_config
 
 from pipeline.storage import default_cache_dir, is_s3
@@ -33,9 +34,11 @@ def main(argv: list[str] | None = None) -> None:
     """Start luigid with history and state in the state directory (blocks until stopped)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--address", default="127.0.0.1", help="interface to listen on (0.0.0.0: all)")
-    parser.add_argument("--port", default="8082")
+    parser.add_argument("--port", default=None,
+                        help="default: [core] scheduler_port, the port the workers use (tasks/project.cfg: 8082)")
     parser.add_argument("--state-dir", type=Path, default=None, help="default: <outputs>/luigid")
     args, luigid_args = parser.parse_known_args(argv)
+    args.port = args.port or str(luigi.interface.core().scheduler_port)
     outputs = outputs_location()
     default_state = (default_cache_dir() if is_s3(outputs) else Path(outputs)) / "luigid"
     state = (args.state_dir or default_state).expanduser().resolve()

@@ -16,6 +16,9 @@ def load_project_config() -> None:
     container, another shell directory). Listed first, project.cfg gives the defaults, and
     /etc/luigi/luigi.cfg, ./luigi.cfg and LUIGI_CONFIG_PATH, read after it, still win.
     """
+    # Luigi has no public call to put a file *beneath* the others (add_config_path appends, so the
+    # file would override the user's); its list of paths is the one place this reaches into.
+    # tests/test_settings.py fails if Luigi renames or changes it.
     paths = LuigiConfigParser._config_paths
     if str(PROJECT_CONFIG) in paths:
         return
