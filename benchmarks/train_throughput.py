@@ -43,7 +43,7 @@ def measure_tf1(data: Path, warmup: int) -> dict:
 
 def measure_ours(data: Path, precision: str, warmup: int) -> dict:
     """Return images/s of the pipeline's Trainer over one epoch, as run and steps only."""
-    from pipeline.training.loop import error_rate
+    from pipeline.results.inference import error_rate
 
     trainer, (images, labels) = held_out_trainer(data, precision)
     trainer.run_steps(trainer.epoch_order(0), 0, warmup)

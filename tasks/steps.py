@@ -202,7 +202,8 @@ class Train(ArtifactTask):
 
         import_tensorflow()
         from pipeline.progress import ConsoleProgress
-        from pipeline.training.loop import TENSORBOARD_DIR, train_model
+        from pipeline.training.events import TENSORBOARD_DIR
+        from pipeline.training.loop import train_model
 
         import dataclasses
 
@@ -264,7 +265,7 @@ class Train(ArtifactTask):
             f"{1000 * self.batch_size / progress['ms_per_step']:.0f} images/s")
 
     def after_commit(self):
-        from pipeline.training.loop import TENSORBOARD_DIR
+        from pipeline.training.events import TENSORBOARD_DIR
 
         if not self.tensorboard_url:
             location = f"{self.output().path}/{TENSORBOARD_DIR}"
@@ -302,7 +303,7 @@ class Evaluate(ArtifactTask):
         import numpy as np
 
         from pipeline.results.evaluation import classification_metrics
-        from pipeline.training.loop import predict_labels
+        from pipeline.results.inference import predict_labels
 
         images, labels = _load_arrays(self.input()["data"].fetch(), "test_images", "test_labels")
         model = keras.models.load_model(self.input()["model"].fetch() / "model.keras")

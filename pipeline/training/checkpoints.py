@@ -1,6 +1,5 @@
 """Per-epoch checkpoints of a training: every variable that decides the rest of the run, and its history."""
 
-import re
 import shutil
 from pathlib import Path
 
@@ -26,22 +25,34 @@ def newest_checkpoint_epoch(names: list[str]) -> int:
 
 
 def training_state(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> dict:
-    """Return every variable that decides the rest of a run, keyed by its Keras path.
+    """Return every variable that decides the rest of a run, keyed by what it belongs to.
 
-    The weights, the optimizer's step, momentum slots (and loss scale), and the dropout layer's
-    seed-generator state: with all of them restored, a resumed run continues bit for bit as an
-    uninterrupted one. Keyed by layer and variable name, and the optimizer's by their path less
-    the per-process counter Keras adds to optimizer names (``sgd_1``), so a restore matches each
-    value to its own variable, not by position.
+    The weights (``<layer>/<variable>``), the dropout layer's seed-generator state, and the
+    optimizer's state taken from Keras' own objects: its step, the momentum slot of each
+    trainable variable (keyed by that variable), and a LossScaleOptimizer's step counter and scale.
+    With all of them restored, a resumed run continues bit for bit as an uninterrupted one.
+    An optimizer variable that changes during training and is not mapped here raises, so a
+    Keras that keeps more state fails loudly instead of resuming differently.
     """
-    named = [(f"{layer.name}/{variable.name}", variable) for layer in model.layers for variable in layer.variables]
-    named += [("optimizer/" + re.sub(r"_\d+(?=/)", "", variable.path, count=1), variable)
-              for variable in optimizer.variables]
-    state = {}
-    for key, variable in named:
-        if key in state and state[key] is not variable:
-            raise ValueError(f"two training variables share the name {key!r}")
-        state[key] = variable
+    state = {f"{layer.name}/{variable.name}": variable for layer in model.layers for variable in layer.variables}
+    key_of = {id(variable): key for key, variable in state.items()}
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    state["optimizer/iterations"] = optimizer.iterations
+    if inner is not optimizer:
+        # A LossScaleOptimizer's `iterations` is its inner optimizer's; the base class's property
+        # gives the wrapper's own counter.
+        state.update({"optimizer/iterations": keras.optimizers.Optimizer.iterations.fget(optimizer),
+                      "optimizer/inner/iterations": inner.iterations,
+                      "optimizer/loss_scale/step_counter": optimizer.step_counter,
+                      "optimizer/loss_scale/dynamic_scale": optimizer.dynamic_scale})
+    for variable, momentum in zip(model.trainable_variables, inner.momentums, strict=True):
+        state[f"optimizer/momentum/{key_of[id(variable)]}"] = momentum
+    mapped = {id(variable) for variable in state.values()}
+    # The learning rate is a schedule's output or a constant: nothing a step changes.
+    unmapped = [variable.path for variable in optimizer.variables
+                if id(variable) not in mapped and not variable.path.endswith("/learning_rate")]
+    if unmapped:
+        raise ValueError(f"optimizer state that checkpoints would not keep: {unmapped}")
     return state
 
 
@@ -58,6 +69,11 @@ class Checkpoints:
         found = sorted(path.parent for path in self.directory.glob(f"{CHECKPOINT_PREFIX}*/{STATE_FILE}"))
         return found[-1] if found else None
 
+    def clear(self) -> None:
+        """Remove every checkpoint (the training starts over)."""
+        for path in self.directory.glob(f"{CHECKPOINT_PREFIX}*"):
+            shutil.rmtree(path, ignore_errors=True)
+
     def save(self, model, optimizer, epoch: int, history: list) -> None:
         """Write the state after ``epoch`` atomically, then drop older checkpoints."""
         final = self.directory / f"{CHECKPOINT_PREFIX}{epoch:04d}"
@@ -69,6 +85,13 @@ class Checkpoints:
         for older in self.directory.glob(f"{CHECKPOINT_PREFIX}*"):
             if older != final:
                 shutil.rmtree(older, ignore_errors=True)
+
+    def missing_state(self, checkpoint: Path, model, optimizer) -> list[str]:
+        """Return the keys of the training state that ``checkpoint`` does not hold (empty when it fits)."""
+        saved = {name.split("/.ATTRIBUTES/")[0] for name, _ in tf.train.list_variables(str(checkpoint / self.STATE_PREFIX))}
+        # The checkpoint's object graph escapes "." as ".." and "/" as ".S" in dictionary keys.
+        return sorted(key for key in training_state(model, optimizer)
+                      if "variables/" + key.replace(".", "..").replace("/", ".S") not in saved)
 
     def restore(self, checkpoint: Path, model, optimizer) -> tuple[int, list]:
         """Load ``checkpoint`` into the model and optimizer; return (epochs done, history).

@@ -3,7 +3,6 @@
 import dataclasses
 import logging
 import time
-import weakref
 from pathlib import Path
 from typing import Callable
 
@@ -11,18 +10,18 @@ import numpy as np
 import keras
 import tensorflow as tf
 
+from pipeline.errors import ConfigError
+from pipeline.results.inference import error_rate
 from pipeline.training.checkpoints import Checkpoints
 from pipeline.training.config import TrainingConfig
-from pipeline.errors import ConfigError
+from pipeline.training.events import TENSORBOARD_DIR, ScalarWriter, purge_events_after
 from pipeline.training.fused import choose_kernels
-from pipeline.training.model import make_model, weight_decay_variables
+from pipeline.training.model import make_model
 from pipeline.training.precision import resolve_precision
 from pipeline.training.schedule import keras_schedule, steps_per_epoch
+from pipeline.training.step import make_train_chunk
 
 log = logging.getLogger(__name__)
-
-TENSORBOARD_DIR = "tensorboard"
-EVAL_BATCH_SIZE = 1000
 
 EpochCallback = Callable[[dict], None]
 StepCallback = Callable[[dict], None]
@@ -35,152 +34,6 @@ def make_optimizer(config: TrainingConfig, epoch_steps: int) -> keras.optimizers
     if config.precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
-
-
-_classifiers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _classifier(model: keras.Model):
-    """Return a compiled function from a uint8 image batch to predicted classes (one per model)."""
-    if model not in _classifiers:
-        @tf.function(reduce_retracing=True)
-        def classify(batch):
-            logits = model(tf.cast(batch, tf.float32)[..., None], training=False)
-            return tf.argmax(logits, axis=1, output_type=tf.int32)
-
-        _classifiers[model] = classify
-    return _classifiers[model]
-
-
-def predict_labels(model: keras.Model, images: np.ndarray, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
-    """Return the predicted class of each uint8 image, computed in large compiled batches."""
-    classify = _classifier(model)
-    predictions = [classify(tf.convert_to_tensor(images[start:start + batch_size])).numpy()
-                   for start in range(0, len(images), batch_size)]
-    return np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int32)
-
-
-def error_rate(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> float:
-    """Return the percentage of ``images`` the model misclassifies."""
-    return float(100.0 * np.mean(predict_labels(model, images) != labels))
-
-
-def purge_events_after(directory: Path, step: int) -> int:
-    """Drop TensorBoard events past ``step`` from the event files in ``directory``; return how many.
-
-    A run killed mid-epoch wrote scalars past its last checkpoint; the resumed run writes those
-    steps again, and TensorBoard would show both. Each file is rewritten atomically; a record
-    cut short by the kill ends the file.
-    """
-    dropped = 0
-    for path in sorted(Path(directory).glob("events.out.tfevents.*")):
-        kept, count = [], 0
-        try:
-            for record in tf.data.TFRecordDataset(str(path)):
-                count += 1
-                event = tf.compat.v1.Event.FromString(record.numpy())
-                if event.step <= step:
-                    kept.append(record.numpy())
-        except tf.errors.DataLossError:
-            log.info("%s ends in a record cut short; dropped it", path)
-        if len(kept) == count:
-            continue
-        dropped += count - len(kept)
-        temporary = path.with_name(f".{path.name}.purging")
-        with tf.io.TFRecordWriter(str(temporary)) as writer:
-            for record in kept:
-                writer.write(record)
-        temporary.replace(path)
-    return dropped
-
-
-def _make_train_chunk(model, optimizer, config: TrainingConfig, strategy, kernels: str):
-    """Return a compiled function that runs several training steps in one call.
-
-    Each step gathers one global batch; under a MirroredStrategy every replica takes its slice
-    of it and Keras' optimizer sums the replicas' gradients, so the update equals the
-    single-device one. With ``kernels`` 'fused', the forward pass and fc1's update go through
-    pipeline.training.fused, and every other variable is stepped as with 'stock'.
-    """
-    trainable = model.trainable_variables
-    batch_size = config.batch_size
-    loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-    replicas = strategy.num_replicas_in_sync
-    single = not loss_scaled and replicas == 1
-    # SGD builds one momentum slot per variable, in the order it was built with.
-    momentums = list(optimizer.momentums) if single else []
-    fused = None
-    if kernels == "fused":
-        from pipeline.training.fused import SHADOWED_LAYER, FusedTraining
-
-        kernel = model.get_layer(SHADOWED_LAYER).kernel
-        fused = FusedTraining(model, momentums[[id(v) for v in trainable].index(id(kernel))])
-        keep = [id(v) != id(kernel) for v in trainable]
-        trainable = [v for v, kept in zip(trainable, keep) if kept]
-        momentums = [m for m, kept in zip(momentums, keep) if kept]
-    # The fused update computes and differentiates fc1 kernel's L2 term itself.
-    decayed = [v for v in weight_decay_variables(model) if fused is None or v is not fused.kernel]
-
-    def apply_gradients(gradients):
-        if not single:
-            optimizer.apply(gradients, trainable)
-            return
-        # One fused kernel per variable instead of Keras' several ops: the same update and slots
-        # as keras.optimizers.SGD (m = momentum*m - lr*g; w += m), about 6% faster a step here.
-        learning_rate = tf.cast(optimizer.learning_rate, tf.float32)
-        for variable, momentum, gradient in zip(trainable, momentums, gradients):
-            tf.raw_ops.ResourceApplyKerasMomentum(
-                var=variable.value.handle, accum=momentum.value.handle, lr=learning_rate,
-                grad=gradient, momentum=tf.constant(config.momentum, tf.float32), use_nesterov=False)
-        optimizer.iterations.assign_add(1)
-
-    def replica_step(x, y):
-        share = batch_size // replicas
-        first = tf.distribute.get_replica_context().replica_id_in_sync_group * share
-        x, y = x[first:first + share], y[first:first + share]
-        with tf.GradientTape() as tape:
-            if fused is None:
-                logits = tf.cast(model(x, training=True), tf.float32)
-            else:
-                tape.watch(fused.shadow)
-                logits = tf.cast(fused.logits(x), tf.float32)
-            # Summed over this replica's share, divided by the global batch: the replicas' losses
-            # (and gradients) add up to the mean over the whole batch.
-            cross_entropy = tf.reduce_sum(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)) / batch_size
-            penalty = tf.add_n([tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in decayed])
-            loss = cross_entropy + config.weight_decay * penalty / replicas
-            objective = optimizer.scale_loss(loss) if loss_scaled else loss
-        if fused is None:
-            apply_gradients(tape.gradient(objective, trainable))
-        else:
-            shadow_gradient, *gradients = tape.gradient(objective, [fused.shadow, *trainable])
-            kernel_penalty = fused.apply(shadow_gradient, tf.cast(optimizer.learning_rate, tf.float32),
-                                         config.momentum, config.weight_decay)
-            apply_gradients(gradients)
-            loss += config.weight_decay * kernel_penalty
-        wrong = tf.reduce_sum(tf.cast(tf.not_equal(tf.argmax(logits, axis=1, output_type=tf.int32), y),
-                                      tf.float32))
-        return loss, wrong
-
-    @tf.function
-    def train_chunk(images, labels, order, first_step, num_steps):
-        if fused is not None:
-            fused.refresh()
-        loss_sum = tf.constant(0.0)
-        loss = tf.constant(0.0)
-        error = tf.constant(0.0)
-        for step in tf.range(first_step, first_step + num_steps):
-            batch = order[step * batch_size:(step + 1) * batch_size]
-            x = tf.cast(tf.gather(images, batch), tf.float32)[..., None]
-            y = tf.cast(tf.gather(labels, batch), tf.int32)
-            losses, wrong = strategy.run(replica_step, args=(x, y))
-            loss = strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
-            error = 100.0 * strategy.reduce(tf.distribute.ReduceOp.SUM, wrong, axis=None) / batch_size
-            loss_sum += loss
-        return loss, error, loss_sum
-
-    return train_chunk
 
 
 def distribution_strategy():
@@ -234,7 +87,7 @@ class Trainer:
             isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer))
         if self.kernels != config.kernels:
             log.info("kernels %s -> %s", config.kernels, self.kernels)
-        self._train_chunk = _make_train_chunk(self.model, self.optimizer, config, self.strategy,
+        self._train_chunk = make_train_chunk(self.model, self.optimizer, config, self.strategy,
                                               self.kernels)
 
     def epoch_order(self, epoch: int):
@@ -316,20 +169,22 @@ def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarr
     checkpoints = Checkpoints(work_dir)
     first_epoch, history = 0, []
     if (checkpoint := checkpoints.latest()) is not None:
-        first_epoch, history = checkpoints.restore(checkpoint, trainer.model, trainer.optimizer)
-        log.info("Resuming training from %s (epoch %d of %d done)", checkpoint, first_epoch, config.epochs)
+        missing = checkpoints.missing_state(checkpoint, trainer.model, trainer.optimizer)
+        if missing:
+            # Written by a version that kept other state: resuming from it could not be exact.
+            log.warning("Cannot resume from %s: it lacks %s; training from the first epoch", checkpoint,
+                        ", ".join(missing[:3]))
+            checkpoints.clear()
+        else:
+            first_epoch, history = checkpoints.restore(checkpoint, trainer.model, trainer.optimizer)
+            log.info("Resuming training from %s (epoch %d of %d done)", checkpoint, first_epoch, config.epochs)
     dropped = purge_events_after(Path(work_dir) / TENSORBOARD_DIR, first_epoch * trainer.steps_per_epoch)
     if dropped:
         log.info("Dropped %d TensorBoard events written after the last checkpoint", dropped)
-    writer = tf.summary.create_file_writer(str(Path(work_dir) / TENSORBOARD_DIR))
-
-    def write_scalars(step: int, scalars: dict) -> None:
-        with writer.as_default(step=step):
-            for name, value in scalars.items():
-                tf.summary.scalar(name, value)
+    writer = ScalarWriter(Path(work_dir) / TENSORBOARD_DIR)
 
     def log_step(progress: dict) -> None:
-        write_scalars(progress["step"], {
+        writer.write(progress["step"], {
             "minibatch/loss": progress["loss"], "minibatch/error_percent": progress["error"],
             "minibatch/learning_rate": progress["learning_rate"], "minibatch/ms_per_step": progress["ms_per_step"],
         })
@@ -339,7 +194,7 @@ def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarr
     for epoch in range(first_epoch, config.epochs):
         record = trainer.train_epoch(epoch, log_step)
         record["validation_error"] = error_rate(trainer.model, *validation)
-        write_scalars(record["step"], {
+        writer.write(record["step"], {
             "epoch/validation_error_percent": record["validation_error"],
             "epoch/train_loss": record["train_loss"], "epoch/images_per_s": record["images_per_s"],
         })

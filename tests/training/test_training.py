@@ -6,8 +6,10 @@ import tensorflow as tf
 
 from pipeline.data import synthetic
 from pipeline.training.config import TrainingConfig
-from pipeline.training.loop import (TENSORBOARD_DIR, Checkpoints, Trainer, error_rate, purge_events_after,
-                               train_model)
+from pipeline.results.inference import error_rate
+from pipeline.training.checkpoints import Checkpoints
+from pipeline.training.events import TENSORBOARD_DIR, purge_events_after
+from pipeline.training.loop import Trainer, train_model
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +51,13 @@ def test_resumed_training_equals_uninterrupted_training_bit_for_bit(small_data, 
     assert [r["train_loss"] for r in straight_history] == [r["train_loss"] for r in resumed_history]
 
 
-def test_a_checkpoint_missing_a_variable_is_refused(small_data, tmp_path):
+def test_a_checkpoint_missing_part_of_the_state_is_not_resumed_from(small_data, tmp_path, caplog):
     train, validation = small_data
     train_model(train, validation, TrainingConfig(epochs=1), tmp_path)
-    with pytest.raises(AssertionError):
-        train_model(train, validation, TrainingConfig(epochs=2, precision="mixed_float16"), tmp_path)
+    # A loss-scaled optimizer keeps state that a float32 checkpoint lacks: no exact resume from it.
+    _, history = train_model(train, validation, TrainingConfig(epochs=2, precision="mixed_float16"), tmp_path)
+    assert "lacks optimizer/inner/iterations, optimizer/loss_scale/dynamic_scale" in caplog.text
+    assert [record["epoch"] for record in history] == [1, 2] and history[0]["precision"] == "mixed_float16"
 
 
 def test_history_records_the_rate_each_epoch_trained_with(tmp_path):
