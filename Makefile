@@ -1,7 +1,8 @@
 # The two commands of the quick start, for a fresh Debian machine with Python 3.11. Each sets up
 # what is missing (and nothing twice), then runs:
 #   make run     the pipeline on its default data set    make run ARGS="--data-dataset synthetic"
-#   make test    the full test set, as CI runs it        make test ARGS='-m "not slow and not container"'
+#   make test    the full test set, as CI runs it
+#   make test-fast   the tests that need neither containers, an object store nor minutes of training
 # Root or sudo is needed only to install Debian packages that are missing.
 
 PYTHON ?= python3
@@ -13,13 +14,21 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # OpenStack Swift with memcached for the S3 tests (a fixture starts them on loopback).
 TEST_PACKAGES := dataset-fashion-mnist chromium g++ podman swift-proxy swift-account swift-container swift-object memcached
 
-.PHONY: run test test-packages
+# The fast tier: no containers, no object store, no trainings through the command line, no real data.
+FAST_MARKERS := not slow and not container and not s3 and not real_data
+# What it uses from Debian: g++ for the fused ops' tests.
+FAST_PACKAGES := g++
+
+.PHONY: run test test-fast test-packages fast-packages
 
 run: $(VENV)/.installed
 	$(VENV)/bin/luigi --module tasks Evaluate --local-scheduler $(ARGS)
 
 test: $(VENV)/.installed test-packages
 	$(VENV)/bin/python -m pytest $(ARGS)
+
+test-fast: $(VENV)/.installed fast-packages
+	$(VENV)/bin/python -m pytest -m "$(FAST_MARKERS)" $(ARGS)
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
@@ -29,8 +38,9 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e ".[test]"
 	touch $@
 
-test-packages:
-	@missing=$$(for package in $(TEST_PACKAGES); do dpkg -s $$package >/dev/null 2>&1 || echo $$package; done); \
+test-packages fast-packages:
+	@missing=$$(for package in $(if $(filter fast-packages,$@),$(FAST_PACKAGES),$(TEST_PACKAGES)); do \
+		dpkg -s $$package >/dev/null 2>&1 || echo $$package; done); \
 	if [ -n "$$missing" ]; then \
 		echo "Installing $$missing"; \
 		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \

@@ -39,8 +39,10 @@ def test_failed_block_leaves_nothing(tmp_path):
 
 
 def test_full_disk_is_explained(tmp_path):
-    with pytest.raises(PipelineError, match=r"No space left .* \(--paths-outputs\)"):
-        with atomic_directory(tmp_path / "id"):
+    with pytest.raises(PipelineError, match=rf"The file system of {tmp_path} \(mounted at /.*\) is full: .*"
+                                            r"it needs about 5.0 MB.*\(--paths-outputs\)"):
+        with atomic_directory(tmp_path / "id", needed=5_000_000) as staging:
+            (staging / "half").write_bytes(b"x" * 1000)
             raise OSError(errno.ENOSPC, "No space left on device")
     assert list(tmp_path.iterdir()) == []
 
