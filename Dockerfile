@@ -21,12 +21,11 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends g++=4:12.2.0-3 \
     && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
-# The CPU-only TensorFlow wheel serves the same code as `tensorflow` without the GPU kernels:
-# pyproject.toml's dependencies are installed with tensorflow-cpu in tensorflow's place.
+COPY requirements/image.txt requirements/
+# The locked environment (requirements/README.md): exact versions and hashes, with the CPU-only
+# TensorFlow wheel, the same code as `tensorflow` without the GPU kernels.
 RUN python -m venv /opt/venv \
-    && python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
-print('\n'.join(d.replace('tensorflow>', 'tensorflow-cpu>', 1) for d in deps))" > /tmp/requirements.txt \
-    && pip install --no-cache-dir -r /tmp/requirements.txt
+    && pip install --no-cache-dir --require-hashes -r requirements/image.txt
 COPY pipeline/ pipeline/
 COPY tasks/ tasks/
 # Then what only building needs goes: TensorFlow's C++ headers (287 MB) and the static symbol
@@ -55,7 +54,8 @@ CMD ["luigi", "--module", "tasks", "Evaluate", "--local-scheduler"]
 
 FROM app AS jupyter
 USER 0:0
-RUN pip install --no-cache-dir "jupyterlab>=4,<5" "nbconvert>=7,<8" "ipykernel>=6,<8"
+COPY requirements/jupyter.txt /tmp/jupyter.txt
+RUN pip install --no-cache-dir --require-hashes -r /tmp/jupyter.txt && rm /tmp/jupyter.txt
 COPY --chown=1000:1000 notebooks/ notebooks/
 USER 1000:1000
 EXPOSE 8888

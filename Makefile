@@ -1,8 +1,9 @@
-# The two commands of the quick start, for a fresh Debian machine with Python 3.11. Each sets up
-# what is missing (and nothing twice), then runs:
+# The two commands of the quick start, for a fresh Debian machine with Python 3.11, 3.12 or 3.13.
+# Each sets up what is missing (and nothing twice), then runs:
 #   make run     the pipeline on its default data set    make run ARGS="--data-dataset synthetic"
 #   make test    the full test set, as CI runs it
 #   make test-fast   the tests that need neither containers, an object store nor minutes of training
+#   make lock    regenerate requirements/*.txt from pyproject.toml's ranges (UPGRADE=package or all)
 # Root or sudo is needed only to install Debian packages that are missing.
 
 PYTHON ?= python3
@@ -19,7 +20,7 @@ FAST_MARKERS := not slow and not container and not s3 and not real_data
 # What it uses from Debian: g++ for the fused ops' tests.
 FAST_PACKAGES := g++
 
-.PHONY: run test test-fast test-packages fast-packages
+.PHONY: run test test-fast test-packages fast-packages lock
 
 run: $(VENV)/.installed
 	$(VENV)/bin/luigi --module tasks Evaluate --local-scheduler $(ARGS)
@@ -30,13 +31,19 @@ test: $(VENV)/.installed test-packages
 test-fast: $(VENV)/.installed fast-packages
 	$(VENV)/bin/python -m pytest -m "$(FAST_MARKERS)" $(ARGS)
 
-$(VENV)/.installed: pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
-		{ echo "Python 3.11 is needed: make PYTHON=/path/to/python3.11 ..."; exit 1; }
+# Exact versions and hashes from the lock (requirements/README.md), then the project itself.
+$(VENV)/.installed: pyproject.toml requirements/dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' || \
+		{ echo "Python 3.11, 3.12 or 3.13 is needed: make PYTHON=/path/to/python3.13 ..."; exit 1; }
 	$(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e ".[test]"
+	$(VENV)/bin/pip install -q --require-hashes -r requirements/dev.txt
+	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $@
+
+lock: $(VENV)/.installed
+	$(VENV)/bin/pip install -q "uv>=0.5,<1"
+	UV=$(VENV)/bin/uv UPGRADE=$(UPGRADE) requirements/lock.sh
 
 test-packages fast-packages:
 	@missing=$$(for package in $(if $(filter fast-packages,$@),$(FAST_PACKAGES),$(TEST_PACKAGES)); do \

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Regenerates the lock files from pyproject.toml (make lock). UPGRADE: a package name, "all", or empty.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+uv="${UV:-uv}"
+upgrade=()
+case "${UPGRADE:-}" in
+    "") ;;
+    all) upgrade=(--upgrade) ;;
+    *) upgrade=(--upgrade-package "$UPGRADE") ;;
+esac
+compile() { "$uv" pip compile --quiet --generate-hashes --no-header "${upgrade[@]}" "$@"; }
+
+compile pyproject.toml --extra test --universal --python-version 3.11 -o requirements/dev.txt
+# The image installs the CPU-only TensorFlow wheel (same code, no GPU kernels): tensorflow's range
+# from pyproject.toml with tensorflow-cpu's name.
+python3 -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
+print('\n'.join(d.replace('tensorflow>', 'tensorflow-cpu>', 1) for d in deps))" > requirements/.image.in
+compile requirements/.image.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements/image.txt
+python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['jupyter']))" \
+    > requirements/.jupyter.in
+compile requirements/.jupyter.in -c requirements/image.txt --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+    -o requirements/jupyter.txt
+rm requirements/.image.in requirements/.jupyter.in
