@@ -351,3 +351,21 @@ def test_three_workers_with_local_schedulers_on_one_volume_train_each_model_once
     assert (outputs / "pipeline.log").read_text().count(" Train wrote ") == 4, "a model was trained twice"
     assert len(list(outputs.glob("train/*/meta.json"))) == 4 and len(list(outputs.glob("sweep/*/meta.json"))) == 1
     assert [path for path in outputs.glob("*/.*")] == [], "staging leftovers or lock files stayed"
+
+
+DEBIAN_13 = "docker.io/library/python:3.13-slim-trixie"
+
+
+def test_make_run_and_make_test_fast_on_debian_13_with_its_python_3_13():
+    """A fresh Debian 13 with Debian's python3.13: the quick start's commands, as a new user types them."""
+    assert engine_run("image", "exists", DEBIAN_13).returncode == 0, (
+        f"{DEBIAN_13} is missing: ../shared/container/setup-podman {DEBIAN_13} trixie builds it where no "
+        "registry is reachable (.ci/run does)")
+    script = ("set -e; python3 --version; apt-get update -q >/dev/null; "
+              "apt-get install -y -q --no-install-recommends make python3-venv >/dev/null; mkdir /work; "
+              "tar -C /src --exclude=./.venv --exclude=./outputs --exclude=./.git -cf - . | tar -C /work -xf -; "
+              "cd /work && make run ARGS='--data-dataset synthetic --Train-epochs 1' && make test-fast ARGS='-q -p no:cacheprovider'")
+    result = engine_run("run", "--rm", "-v", f"{REPO_ROOT}:/src:ro", DEBIAN_13, "sh", "-c", script, timeout=1800)
+    assert result.returncode == 0, output_of(result)[-6000:]
+    assert "Python 3.13" in result.stdout and "Test error: 0.0%" in result.stdout
+    assert " passed" in result.stdout.splitlines()[-1] and "failed" not in result.stdout.splitlines()[-1]
