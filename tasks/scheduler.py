@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--address", default="127.0.0.1", help="interface to listen on (0.0.0.0: all)")
     parser.add_argument("--port", default=None,
-                        help="default: [core] scheduler_port, the port the workers use (tasks/project.cfg: 8082)")
+                        help="default: [core] scheduler_port (tasks/project.cfg), the port the workers use")
     parser.add_argument("--state-dir", type=Path, default=None, help="default: <outputs>/luigid")
     args, luigid_args = parser.parse_known_args(argv)
     args.port = args.port or str(luigi.interface.core().scheduler_port)
