@@ -6,6 +6,7 @@ TensorFlow is imported inside ``Train`` and ``Evaluate`` only, when they run: a 
 everything complete never loads it, and Luigi's forked workers inherit no TensorFlow state.
 """
 
+import dataclasses
 import logging
 import shutil
 import socket
@@ -202,13 +203,11 @@ class Train(ArtifactTask):
 
         import_tensorflow()
         from pipeline.progress import ConsoleProgress
+        from pipeline.training.checkpoints import is_checkpoint_state, newest_checkpoint_epoch
         from pipeline.training.events import TENSORBOARD_DIR
         from pipeline.training.loop import train_model
 
-        import dataclasses
-
-        from pipeline.training.checkpoints import is_checkpoint_state, newest_checkpoint_epoch
-
+        # The numerics the id was computed with (auto resolved for this host), not auto again.
         config = dataclasses.replace(self.training_config(), precision=self.identity["precision"],
                                      kernels=self.identity["kernels"])
         self.store.pull_work(self.step, self.artifact_id, newest_checkpoint_epoch)

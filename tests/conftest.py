@@ -150,7 +150,7 @@ def swift(tmp_path_factory):
 
 @pytest.fixture
 def s3_root(swift) -> str:
-    """An outputs root ``s3://<new bucket>/outputs`` on the session's Swift."""
+    """An outputs root ``s3://<new bucket>/outputs`` on the Swift of this test run."""
     bucket = f"lenet-{uuid.uuid4().hex[:12]}"
     swift.client().create_bucket(Bucket=bucket)
     return f"s3://{bucket}/outputs"
