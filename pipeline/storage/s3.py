@@ -9,8 +9,11 @@ Layout, for an outputs root ``s3://BUCKET/PREFIX``::
 A step works in a local staging directory, uploads its files under a fresh attempt prefix, then
 writes ``meta.json``. A reader sees the artifact only once ``meta.json`` names an attempt whose
 files are all there with their recorded sizes, so it sees a whole artifact or none. When two
-writers race (no ``luigid`` to keep them apart), the ``meta.json`` written last wins, the loser
-removes its own attempt and the winner removes the others.
+writers race (no ``luigid`` to keep them apart), the ``meta.json`` written last wins and the loser
+removes its own attempt. A writer removes another's attempt only once it is an hour old, since
+until then that writer may still be at work: so a race never leaves a ``meta.json`` naming removed
+files. (Should two writers each read back their own ``meta.json``, the earlier one's attempt stays
+until a later commit of that artifact, or ``remove``, clears it.)
 
 Inputs are fetched into a local cache keyed by artifact id, each file checked against the sha256
 ``meta.json`` recorded. Locks are local to a host (exactly-once across hosts is ``luigid``'s job).
@@ -42,6 +45,10 @@ log = logging.getLogger(__name__)
 # Files are sent four at a time, each in 8 MiB parts, four parts at a time.
 PART_BYTES = 8 << 20
 TRANSFER_THREADS = 4
+# Attempt prefixes begin with their start time; one older than this that meta.json does not name is
+# a leftover (a writer that lost a race, or died), younger ones may be a writer still at work.
+ATTEMPT_TIME = "%Y%m%dT%H%M%SZ"
+STALE_ATTEMPT_S = 3600
 
 
 class StoreError(PipelineError):
@@ -240,8 +247,26 @@ class S3Store(ArtifactLocks):
         attempt = meta.get("attempt")
         if not attempt:
             return ArtifactStatus(False, f"its {META_FILE} names no attempt")
-        problem = completeness_problem(meta, identity, self._attempt_sizes(step, identity, attempt))
+        sizes = self._attempt_sizes(step, identity, attempt)
+        # A listing may lag behind the objects just written (Swift updates container listings
+        # asynchronously): what the listing lacks is asked of the objects themselves.
+        for relative, expected in (meta.get("checksums") or {}).items():
+            if sizes.get(relative) != expected.get("bytes"):
+                size = self._object_size(f"{self._base(step, identity)}{attempt}/{relative}")
+                if size is not None:
+                    sizes[relative] = size
+        problem = completeness_problem(meta, identity, sizes)
         return FINISHED if problem is None else ArtifactStatus(False, problem)
+
+    def _object_size(self, key: str) -> int | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self._call("head_object", Bucket=self.bucket, Key=key)["ContentLength"]
+        except ClientError as error:
+            if self._is_missing(error):
+                return None
+            raise
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -250,10 +275,17 @@ class S3Store(ArtifactLocks):
         return self.cache / "locks" / step / f".{identity}.lock"
 
     def discard_unfinished(self, step: str, identity: str) -> None:
-        """Remove an unfinished artifact's objects (no meta.json, or one naming missing files)."""
-        status = self.status(step, identity)
-        if not status.finished:
-            self._delete_prefix(self._base(step, identity))
+        """Remove a committed but broken artifact: its meta.json, then the attempt it names.
+
+        Only what a finished writer left: attempts no meta.json names may belong to a writer on
+        another host still at work (this host's lock does not reach it), so they stay until stale.
+        """
+        meta = self.read_meta(step, identity)
+        if meta is not None and not self.status(step, identity).finished:
+            base = self._base(step, identity)
+            self._delete_keys([base + META_FILE])
+            if meta.get("attempt"):
+                self._delete_prefix(f"{base}{meta['attempt']}/")
         remove_leftovers(self.cache / "staging" / step / identity)
 
     @contextlib.contextmanager
@@ -280,7 +312,7 @@ class S3Store(ArtifactLocks):
     def commit(self, step: str, identity: str, local: Path) -> None:
         """Upload a finished local directory (its meta.json listing every file) as the artifact ``(step, id)``."""
         meta = json.loads((local / META_FILE).read_bytes())
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = datetime.now(timezone.utc).strftime(ATTEMPT_TIME)
         attempt = f"{stamp}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         base = self._base(step, identity)
         self._each_file(lambda relative: self._upload(local / relative, f"{base}{attempt}/{relative}"),
@@ -298,9 +330,24 @@ class S3Store(ArtifactLocks):
             self._delete_prefix(f"{base}{attempt}/")
             log.info("%s was committed by another run meanwhile; discarded this run's copy", self.uri(step, identity))
             return
+        # Another writer's attempt may still be on its way to its own meta.json: only attempts
+        # older than the grace period are left over for certain.
+        for prefix in self._stale_attempts(base, keep=attempt):
+            self._delete_prefix(prefix)
+
+    def _stale_attempts(self, base: str, keep: str) -> list[str]:
+        """Return the attempt prefixes under ``base`` other than ``keep`` begun over STALE_ATTEMPT_S ago."""
+        now = datetime.now(timezone.utc)
+        stale = []
         for prefix in self._list(base, delimiter="/")[1]:
-            if prefix != f"{base}{attempt}/":
-                self._delete_prefix(prefix)
+            name = prefix[len(base):].rstrip("/")
+            try:
+                begun = datetime.strptime(name.split("-", 1)[0], ATTEMPT_TIME).replace(tzinfo=timezone.utc)
+            except ValueError:
+                begun = datetime.min.replace(tzinfo=timezone.utc)  # not an attempt of ours: left over
+            if name != keep and (now - begun).total_seconds() > STALE_ATTEMPT_S:
+                stale.append(prefix)
+        return stale
 
     @staticmethod
     def _each_file(action: Callable[[str], None], names: list[str]) -> None:
@@ -360,9 +407,9 @@ class S3Store(ArtifactLocks):
         present = self._attempt_sizes(step, identity, attempt)
         problems = verify_files(label, meta.get("checksums"), present,
                                 lambda relative: self._sha256_of_object(f"{base}{attempt}/{relative}"))
-        for key in sorted(self._list(base)[0]):
-            if not key.startswith(f"{base}{attempt}/") and key != base + META_FILE:
-                problems.append(f"s3://{self.bucket}/{key}: not part of the committed attempt {attempt}")
+        for prefix in self._stale_attempts(base, keep=attempt):
+            problems.append(f"s3://{self.bucket}/{prefix}: an attempt that was not committed (the committed one "
+                            f"is {attempt}); lenet-pipeline remove and a rerun clear it")
         return problems
 
     def _sha256_of_object(self, key: str) -> str:

@@ -135,3 +135,18 @@ def test_unreachable_endpoint_wrong_credentials_and_missing_bucket_are_explained
     with pytest.raises(StoreError, match="The bucket 'no-such-bucket-here' does not exist"):
         missing.status("train", "abc")
     assert issubclass(StoreError, PipelineError)
+
+
+def test_an_old_uncommitted_attempt_is_reported_then_removed_and_a_young_one_is_left_alone(swift, s3_root, tmp_path):
+    store = store_at(swift, s3_root, tmp_path / "cache")
+    old, young = "20260101T000000Z-deadhost-1-abcdef", "29991231T235959Z-busyhost-2-abcdef"
+    for attempt in (old, young):
+        store.client.put_object(Bucket=store.bucket, Key=f"outputs/train/abc/{attempt}/model.keras", Body=b"half")
+    with store.staging("train", "abc") as staging:
+        write_artifact(staging)
+    assert not any(old in key for key in bucket_keys(swift, s3_root)), "a dead writer's attempt stayed"
+    assert any(young in key for key in bucket_keys(swift, s3_root)), "a writer that may be at work lost its files"
+    assert store.verify("train", "abc") == []
+    store.client.put_object(Bucket=store.bucket, Key=f"outputs/train/abc/{old}/model.keras", Body=b"half")
+    (problem,) = store.verify("train", "abc")
+    assert f"train/abc/{old}/: an attempt that was not committed" in problem
