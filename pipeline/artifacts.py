@@ -227,7 +227,8 @@ def staging_name(final: Path) -> str:
     return f".{Path(final).name}.tmp-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def _tree_bytes(directory: Path) -> int:
+def tree_bytes(directory: Path) -> int:
+    """Return the bytes of every file below ``directory``."""
     return sum(path.stat().st_size for path in Path(directory).rglob("*") if path.is_file())
 
 
@@ -284,7 +285,7 @@ def atomic_directory(final: Path, finished: Callable[[Path], bool] = os.path.isd
         _commit(temporary, final, finished)
     except OSError as error:
         full = is_full_disk(error, temporary)
-        written = _tree_bytes(temporary) if full else 0
+        written = tree_bytes(temporary) if full else 0
         shutil.rmtree(temporary, ignore_errors=True)
         if full:
             raise full_disk_error(final, written, needed) from error

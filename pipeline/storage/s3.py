@@ -36,7 +36,7 @@ from typing import Callable
 from pipeline import locks
 from pipeline.artifacts import (META_FILE, atomic_directory, completeness_problem, directory_problem,
                                 discard_directory, full_disk_error, is_full_disk, read_meta, remove_leftovers, sha256_of,
-                                staging_name, verify_files, write_json)
+                                staging_name, tree_bytes, verify_files, write_json)
 from pipeline.errors import PipelineError
 from pipeline.storage import ABSENT, FINISHED, WORK_SUFFIX, ArtifactLocks, ArtifactStatus, s3_cache_dir
 
@@ -226,10 +226,6 @@ class S3Store(ArtifactLocks):
         except ValueError:
             return None
 
-    def check(self) -> None:
-        """Raise StoreError unless the bucket answers with these credentials."""
-        self._call("list_objects_v2", Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
-
     # -- status -----------------------------------------------------------------------------------
 
     def read_meta(self, step: str, identity: str) -> dict | None:
@@ -303,8 +299,7 @@ class S3Store(ArtifactLocks):
             self.commit(step, identity, local)
         except OSError as error:
             if is_full_disk(error, local):
-                raise full_disk_error(local, sum(path.stat().st_size for path in local.rglob("*") if path.is_file()),
-                                      needed) from error
+                raise full_disk_error(local, tree_bytes(local), needed) from error
             raise
         finally:
             shutil.rmtree(local, ignore_errors=True)
