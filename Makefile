@@ -3,6 +3,7 @@
 #   make run     the pipeline on its default data set    make run ARGS="--data-dataset synthetic"
 #   make test    the full test set, as CI runs it
 #   make test-fast   the tests that need neither containers, an object store nor minutes of training
+#   make mlflow  an MLflow tracking server on 127.0.0.1:5000 for Track and Promote (its own venv)
 #   make lock    regenerate requirements/*.txt from pyproject.toml's ranges (UPGRADE=package or all)
 # Root or sudo is needed only to install Debian packages that are missing.
 
@@ -15,12 +16,20 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # OpenStack Swift with memcached for the S3 tests (a fixture starts them on loopback).
 TEST_PACKAGES := dataset-fashion-mnist chromium g++ podman swift-proxy swift-account swift-container swift-object memcached
 
-# The fast tier: no containers, no object store, no trainings through the command line, no real data.
-FAST_MARKERS := not slow and not container and not s3 and not real_data
+# The fast tier: no containers, no object store, no MLflow server, no trainings through the command line, no real data.
+FAST_MARKERS := not slow and not container and not s3 and not mlflow and not real_data
 # What it uses from Debian: g++ for the fused ops' tests.
 FAST_PACKAGES := g++
 
-.PHONY: run test test-fast test-packages fast-packages lock
+# The MLflow tracking server: its own environment (it needs SQLAlchemy 2, luigid 1.4), its
+# SQLite database and artifacts under the outputs directory. MLFLOW_HOST=0.0.0.0 serves other hosts.
+MLFLOW_VENV := .venv-mlflow
+MLFLOW_HOST ?= 127.0.0.1
+MLFLOW_PORT ?= 5000
+MLFLOW_DIR ?= outputs/mlflow
+MLFLOW_WORKERS ?= 1
+
+.PHONY: run test test-fast test-packages fast-packages lock mlflow mlflow-env
 
 run: $(VENV)/.installed
 	$(VENV)/bin/luigi --module tasks Evaluate --local-scheduler $(ARGS)
@@ -31,14 +40,32 @@ test: $(VENV)/.installed test-packages
 test-fast: $(VENV)/.installed fast-packages
 	$(VENV)/bin/python -m pytest -m "$(FAST_MARKERS)" $(ARGS)
 
-# Exact versions and hashes from the lock (requirements/README.md), then the project itself.
-$(VENV)/.installed: pyproject.toml requirements/dev.txt
+# A virtual environment $(1) with exactly the versions and hashes of the lock file $(2).
+define locked_venv
 	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' || \
 		{ echo "Python 3.11, 3.12 or 3.13 is needed: make PYTHON=/path/to/python3.13 ..."; exit 1; }
-	$(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q --require-hashes -r requirements/dev.txt
+	$(PYTHON) -m venv $(1) || { $(SUDO) apt-get install -y -q python3-venv && $(PYTHON) -m venv $(1); }
+	$(1)/bin/pip install -q --upgrade pip
+	$(1)/bin/pip install -q --require-hashes -r $(2)
+endef
+
+# Exact versions and hashes from the lock (requirements/README.md), then the project itself.
+$(VENV)/.installed: pyproject.toml requirements/dev.txt
+	$(call locked_venv,$(VENV),requirements/dev.txt)
 	$(VENV)/bin/pip install -q --no-deps -e .
+	touch $@
+
+mlflow: $(MLFLOW_VENV)/.installed
+	mkdir -p $(MLFLOW_DIR)
+	MLFLOW_DISABLE_TELEMETRY=true exec $(MLFLOW_VENV)/bin/mlflow server --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) \
+		--workers $(MLFLOW_WORKERS) --backend-store-uri sqlite:///$(abspath $(MLFLOW_DIR))/mlflow.db \
+		--artifacts-destination $(abspath $(MLFLOW_DIR))/artifacts
+
+# The server's environment alone (the tests' MLflow fixture makes it this way).
+mlflow-env: $(MLFLOW_VENV)/.installed
+
+$(MLFLOW_VENV)/.installed: requirements/mlflow-server.txt
+	$(call locked_venv,$(MLFLOW_VENV),requirements/mlflow-server.txt)
 	touch $@
 
 lock: $(VENV)/.installed

@@ -11,14 +11,17 @@ case "${UPGRADE:-}" in
 esac
 compile() { "$uv" pip compile --quiet --generate-hashes --no-header "${upgrade[@]}" "$@"; }
 
-compile pyproject.toml --extra test --universal --python-version 3.11 -o requirements/dev.txt
+compile pyproject.toml --extra test --extra mlflow --universal --python-version 3.11 -o requirements/dev.txt
 # The image installs the CPU-only TensorFlow wheel (same code, no GPU kernels): tensorflow's range
-# from pyproject.toml with tensorflow-cpu's name.
-python3 -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
+# from pyproject.toml with tensorflow-cpu's name, and the mlflow extra (compose workers track runs).
+python3 -c "import tomllib; project = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+deps = project['dependencies'] + project['optional-dependencies']['mlflow']; \
 print('\n'.join(d.replace('tensorflow>', 'tensorflow-cpu>', 1) for d in deps))" > requirements/.image.in
 compile requirements/.image.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements/image.txt
 python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['jupyter']))" \
     > requirements/.jupyter.in
 compile requirements/.jupyter.in -c requirements/image.txt --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
     -o requirements/jupyter.txt
+# The tracking server's own environment (Makefile's .venv-mlflow, deploy/mlflow/Dockerfile).
+compile requirements/mlflow-server.in --universal --python-version 3.11 -o requirements/mlflow-server.txt
 rm requirements/.image.in requirements/.jupyter.in
