@@ -15,3 +15,7 @@ class DataError(PipelineError):
 
 class SourceError(PipelineError):
     """No configured source could deliver a data file."""
+
+
+class TrackingError(PipelineError):
+    """The experiment tracker (MLflow) is not installed, not configured, or does not answer."""

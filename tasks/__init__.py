@@ -21,8 +21,9 @@ from tasks.config import data, paths  # noqa: E402 - the config classes read the
 from tasks.report import Report  # noqa: E402
 from tasks.steps import Download, Evaluate, ExtractToNpy, SplitValidation, Train  # noqa: E402
 from tasks.sweep import Sweep  # noqa: E402
+from tasks.tracking import Promote, Track  # noqa: E402
 
 # luigi.rpc reads [core] rpc-* settings directly, so Luigi's own core class calls them unused.
 warnings.filterwarnings("ignore", message=".*parameter 'rpc_", category=UnconsumedParameterWarning)
 
-__all__ = ["data", "paths", "Download", "ExtractToNpy", "SplitValidation", "Train", "Evaluate", "Report", "Sweep"]
+__all__ = ["data", "paths", "Download", "ExtractToNpy", "SplitValidation", "Train", "Evaluate", "Report", "Sweep", "Track", "Promote"]

@@ -2,6 +2,8 @@
 
     luigi --module tasks Sweep --local-scheduler --workers 2 \\
         --Sweep-grid '{"learning_rate": [0.01, 0.02], "seed": [66478, 1]}'
+
+With ``--Sweep-track`` every run is also logged to MLflow (Track), under one parent run.
 """
 
 import itertools
@@ -14,6 +16,7 @@ from pipeline.artifacts import read_json, write_json
 from pipeline.errors import ConfigError
 from tasks.base import ArtifactTask
 from tasks.steps import Evaluate, Train
+from tasks.tracking import Track
 
 
 def grid_combinations(grid: dict) -> list[dict]:
@@ -40,6 +43,8 @@ class Sweep(ArtifactTask):
     grid = luigi.DictParameter(
         default={"learning_rate": [0.01, 0.02], "seed": [66478, 1]},
         description='{"train parameter": [values, ...], ...}')
+    track = luigi.BoolParameter(
+        default=False, description="log every run to MLflow (Track), nested under one parent run")
 
     def plain_grid(self) -> dict:
         """Return the grid as plain JSON types (Luigi freezes dict parameters)."""
@@ -61,13 +66,19 @@ class Sweep(ArtifactTask):
         return {"grid": self.plain_grid()}
 
     def requires(self):
-        return {f"run{index:03d}": Evaluate(train_overrides=combination)
+        step = Track if self.track else Evaluate
+        return {f"run{index:03d}": step(train_overrides=combination)
                 for index, combination in enumerate(grid_combinations(self.plain_grid()))}
+
+    def evaluations(self) -> dict[str, Evaluate]:
+        """Return the sweep's Evaluate tasks by run name (through Track when tracking)."""
+        return {name: task.requires()["evaluation"] if self.track else task
+                for name, task in self.requires().items()}
 
     def produce(self, staging):
         rows = []
-        for name, target in self.input().items():
-            evaluation = self.requires()[name]
+        for name, evaluation in self.evaluations().items():
+            target = evaluation.output()
             metrics = read_json(target.fetch() / "metrics.json")
             rows.append({
                 "params": dict(evaluation.train_overrides),
@@ -79,8 +90,23 @@ class Sweep(ArtifactTask):
         rows.sort(key=lambda row: row["test_error"])
         write_json(Path(staging) / "results.json", rows)
         (Path(staging) / "results.md").write_text(comparison_markdown(rows))
-        return {"runs": len(rows), "best": rows[0]}
+        extra = {"runs": len(rows), "best": rows[0]}
+        if self.track:
+            extra["mlflow_parent_run"] = self._group_in_mlflow(staging, rows[0]["test_error"])
+        return extra
+
+    def _group_in_mlflow(self, staging, best_test_error: float) -> str:
+        from pipeline.tracking.runs import group_sweep
+
+        tracked = [read_json(target.fetch() / "tracking.json") for target in self.input().values()]
+        first = tracked[0]
+        parent = group_sweep(first["tracking_uri"], first["experiment"], self.artifact_id,
+                             [record["run_id"] for record in tracked], {"grid": json.dumps(self.plain_grid())},
+                             best_test_error, {"results.md": Path(staging) / "results.md"})
+        print(f"MLflow: the sweep's {len(tracked)} runs are under parent run {parent} "
+              f"(filter: tags.`lenet.sweep_id` = '{self.artifact_id}')", flush=True)
+        return parent
 
     def after_commit(self):
-        print(f"Sweep of {len(self.input())} runs: {self.output().path}/results.md", flush=True)
+        print(f"Sweep of {len(self.requires())} runs: {self.output().path}/results.md", flush=True)
         print((self.output().fetch() / "results.md").read_text(), flush=True)

@@ -15,6 +15,7 @@ from pipeline.data import synthetic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "deploy" / "swift"))  # swift_server: the S3 store the tests run on
+sys.path.insert(0, str(REPO_ROOT / "tests"))  # mlflow_server, luigid_server: the services the tests start
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -171,3 +172,12 @@ def bucket_keys(swift, root: str) -> dict[str, int]:
         if not page.get("IsTruncated"):
             return found
         token = page["NextContinuationToken"]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real ``mlflow server`` (its own venv, SQLite in a temporary directory) for the whole test session."""
+    from mlflow_server import TemporaryMlflow
+
+    with TemporaryMlflow(tmp_path_factory.mktemp("mlflow")) as server:
+        yield server

@@ -1,0 +1,95 @@
+"""The MLflow client: imported on demand, pointed at a tracking server that answers, errors said in one line."""
+
+import contextlib
+import os
+import urllib.error
+import urllib.request
+
+from pipeline.errors import TrackingError
+
+URI_VARIABLE = "MLFLOW_TRACKING_URI"
+INSTALL_HINT = "pip install -e '.[mlflow]' in the pipeline's environment (mlflow-skinny and pandas)"
+HEALTH_TIMEOUT_S = 5
+
+
+def require_client() -> None:
+    """Raise TrackingError saying how to install MLflow's client when it is missing (without importing it)."""
+    import importlib.util
+
+    if importlib.util.find_spec("mlflow") is None:
+        raise TrackingError(f"Tracking runs needs MLflow's client, which is not installed: {INSTALL_HINT}, "
+                            "then run again.")
+
+
+def import_mlflow():
+    """Return the ``mlflow`` module, or raise TrackingError saying how to install it."""
+    # The pipeline runs from cron and on hosts without internet: MLflow's usage telemetry stays
+    # off unless the user turned it on, and progress bars only where someone watches.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # Track prints its own line
+    try:
+        import mlflow
+    except ImportError as error:
+        raise TrackingError(f"Tracking runs needs MLflow's client, which is not installed ({error}): "
+                            f"{INSTALL_HINT}, then run again.") from error
+    return mlflow
+
+
+def tracking_uri(configured: str = "") -> str:
+    """Return the tracking URI: ``configured`` ([Track] tracking_uri), else $MLFLOW_TRACKING_URI."""
+    uri = configured or os.environ.get(URI_VARIABLE, "")
+    if not uri:
+        raise TrackingError(f"No MLflow tracking server is configured: set {URI_VARIABLE} (e.g. "
+                            "http://127.0.0.1:5000, which `make mlflow` serves) or [Track] tracking_uri "
+                            "in luigi.cfg, then run again.")
+    return uri.rstrip("/")
+
+
+def check_server(uri: str) -> None:
+    """Raise TrackingError unless the MLflow server at an http(s) ``uri`` answers its health check."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri}/health", timeout=HEALTH_TIMEOUT_S):
+            return
+    except urllib.error.HTTPError as error:
+        if error.code < 500:
+            return  # it answers: a proxy or an auth layer in front may refuse /health itself
+        reason = f"HTTP {error.code}"
+    except (OSError, ValueError) as error:
+        reason = str(getattr(error, "reason", error))
+    raise TrackingError(unreachable_message(uri, reason))
+
+
+def unreachable_message(uri: str, reason: str) -> str:
+    """Return the one-line message for a tracking server that does not answer."""
+    return (f"The MLflow tracking server {uri} ({URI_VARIABLE}) does not answer ({reason}). Start it "
+            f"(`make mlflow` serves one on 127.0.0.1:5000) or point {URI_VARIABLE} at a running server, "
+            "then run again: the evaluated artifacts are kept, and what was not logged is logged then.")
+
+
+@contextlib.contextmanager
+def said_plainly(uri: str, doing: str):
+    """Turn MLflow's and the network's exceptions into one TrackingError line naming ``doing``."""
+    from mlflow.exceptions import MlflowException
+    from requests.exceptions import RequestException
+
+    try:
+        yield
+    except TrackingError:
+        raise
+    except RequestException as error:
+        raise TrackingError(unreachable_message(uri, f"{type(error).__name__} while {doing}")) from error
+    except MlflowException as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if "Max retries exceeded" in message or "Connection" in message:
+            raise TrackingError(unreachable_message(uri, f"lost while {doing}")) from error
+        raise TrackingError(f"MLflow at {uri} refused {doing}: {message}") from error
+
+
+def client(uri: str):
+    """Return an MlflowClient for a server that answers (checked first, in at most a few seconds)."""
+    mlflow = import_mlflow()
+    check_server(uri)
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
