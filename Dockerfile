@@ -2,7 +2,8 @@
 # `docker run --rm -v "$PWD/outputs:/app/outputs" lenet-luigi`.
 # Stages: `builder` installs the Python environment and compiles the fused ops with g++; `app`
 # carries the environment and the built ops but no compiler; `jupyter` adds JupyterLab to it
-# (docker-compose.yml's jupyter service); `runtime`, the last and so the default, is `app` itself.
+# (docker-compose.yml's jupyter service); `tracking` adds MLflow's client, for Track and Promote
+# (docker-compose.yml's luigid and workers); `runtime`, the last and so the default, is `app` itself.
 FROM python:3.11.11-slim-bookworm AS base
 
 # TF_CPP_MIN_LOG_LEVEL stays unset: the tasks then filter TensorFlow's C++ start-up lines themselves.
@@ -60,6 +61,14 @@ COPY --chown=1000:1000 notebooks/ notebooks/
 USER 1000:1000
 EXPOSE 8888
 CMD ["jupyter", "lab", "--ip", "0.0.0.0", "--port", "8888", "--no-browser", "--notebook-dir", "/app"]
+
+
+FROM app AS tracking
+# The mlflow extra (mlflow-skinny, pandas: 186 MB), kept out of the default image.
+USER 0:0
+COPY requirements/tracking.txt /tmp/tracking.txt
+RUN pip install --no-cache-dir --require-hashes -r /tmp/tracking.txt && rm /tmp/tracking.txt
+USER 1000:1000
 
 
 FROM app AS runtime

@@ -23,6 +23,8 @@ pytestmark = pytest.mark.container
 IMAGE = "localhost/lenet-luigi-test:latest"
 JUPYTER_IMAGE = "localhost/lenet-luigi-jupyter-test:latest"
 SWIFT_IMAGE = "localhost/lenet-swift-test:latest"
+MLFLOW_IMAGE = "localhost/lenet-mlflow-test:latest"
+TRACKING_IMAGE = "localhost/lenet-luigi-tracking-test:latest"
 # The object store's S3 user and bucket (deploy/swift), as containers on its network reach it.
 S3_ENV = {"AWS_ACCESS_KEY_ID": "test:tester", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 S3_ROOT = "s3://lenet/outputs"
@@ -46,8 +48,9 @@ def engine_run(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run([engine_command(), *args], capture_output=True, text=True, timeout=timeout)
 
 
-def build(target: str | None, tag: str, context: Path = REPO_ROOT) -> str:
-    result = engine_run("build", *(["--target", target] if target else []), "-t", tag, str(context), timeout=2400)
+def build(target: str | None, tag: str, context: Path = REPO_ROOT, dockerfile: str | None = None) -> str:
+    result = engine_run("build", *(["--target", target] if target else []), *(["-f", dockerfile] if dockerfile else []),
+                        "-t", tag, str(context), timeout=2400)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     return tag
 
@@ -62,6 +65,18 @@ def image() -> str:
 def swift_image() -> str:
     """The small object store of docker-compose.s3.yml (deploy/swift)."""
     return build(None, SWIFT_IMAGE, REPO_ROOT / "deploy" / "swift")
+
+
+@pytest.fixture(scope="module")
+def mlflow_image() -> str:
+    """The MLflow tracking server of docker-compose.yml's mlflow profile (deploy/mlflow)."""
+    return build(None, MLFLOW_IMAGE, dockerfile=str(REPO_ROOT / "deploy" / "mlflow" / "Dockerfile"))
+
+
+@pytest.fixture(scope="module")
+def tracking_image(image) -> str:
+    """The Dockerfile's tracking stage (the runtime plus MLflow's client), which compose builds."""
+    return build("tracking", TRACKING_IMAGE)
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +214,31 @@ print(json.dumps({'train_wrote': log.count(' Train wrote '), 'running': runs,
         assert facts["train_wrote"] == 4 and facts["running"]["Train"] == 4 and facts["rows"] == 4, facts
     finally:
         subprocess.run([*compose, "down", "-v"], cwd=REPO_ROOT, capture_output=True, timeout=300)
+
+
+def test_compose_workers_track_and_promote_into_the_mlflow_service(tracking_image, mlflow_image):
+    project = f"lenet{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    compose = [*compose_command(), "-p", project, "-f", str(REPO_ROOT / "docker-compose.yml"), "--profile", "mlflow"]
+    env = {**os.environ, "PIPELINE_TASK": "Promote", "PIPELINE_ARGS": "--data-dataset synthetic --Train-epochs 1",
+           "LENET_IMAGE": TRACKING_IMAGE, "LENET_MLFLOW_IMAGE": MLFLOW_IMAGE, "MLFLOW_PORT": str(port)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    try:
+        up = subprocess.run([*compose, "up", "-d", "--no-build"], env=env, cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=600)
+        assert up.returncode == 0, output_of(up)
+        assert worker_exit_codes(project, 1) == [0], engine_run("logs", f"{project}_worker_1").stderr[-3000:]
+        # From the host, through the published port: the run and the champion the worker registered.
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=f"http://127.0.0.1:{port}", registry_uri=f"http://127.0.0.1:{port}")
+        experiment = client.get_experiment_by_name("lenet-synthetic")
+        (run,) = client.search_runs([experiment.experiment_id])
+        assert run.info.status == "FINISHED" and run.data.params["epochs"] == "1"
+        champion = client.get_model_version_by_alias("lenet-synthetic", "champion")
+        assert champion.run_id == run.info.run_id
+    finally:
+        subprocess.run([*compose, "down", "-v"], cwd=REPO_ROOT, env=env, capture_output=True, timeout=300)
 
 
 def test_jupyter_stage_executes_the_notebook_and_serves_without_a_network(jupyter_image, outputs):

@@ -33,9 +33,13 @@ def project() -> dict:
 
 
 @pytest.mark.parametrize("lock, requirements", [
-    ("dev.txt", lambda: project()["dependencies"] + project()["optional-dependencies"]["test"]),
+    ("dev.txt", lambda: project()["dependencies"] + project()["optional-dependencies"]["test"]
+     + project()["optional-dependencies"]["mlflow"]),
     ("image.txt", lambda: [d.replace("tensorflow>", "tensorflow-cpu>", 1) for d in project()["dependencies"]]),
     ("jupyter.txt", lambda: project()["optional-dependencies"]["jupyter"]),
+    ("tracking.txt", lambda: project()["optional-dependencies"]["mlflow"]),
+    ("mlflow-server.txt", lambda: [line for line in (REPO_ROOT / "requirements" / "mlflow-server.in").read_text().splitlines()
+                                   if line and not line.startswith("#")]),
 ])
 def test_every_dependency_is_pinned_inside_its_range(lock, requirements):
     pinned = pins(lock)
@@ -66,3 +70,10 @@ def test_python_versions_match_the_lock():
     assert project()["requires-python"] == ">=3.11,<3.14"
     dev = (REPO_ROOT / "requirements" / "dev.txt").read_text()
     assert "python_full_version >= '3.12'" in dev, "the universal lock lost its 3.12+ pins"
+
+
+def test_the_server_and_the_pipeline_never_share_sqlalchemy():
+    """mlflow server needs SQLAlchemy 2, luigid's task history 1.4: two environments, two locks."""
+    assert all(version.startswith("1.4") for version, _ in pins("dev.txt")["sqlalchemy"])
+    assert all(version.startswith("2.") for version, _ in pins("mlflow-server.txt")["sqlalchemy"])
+    assert "mlflow" not in pins("dev.txt"), "the server's package is in the pipeline's environment"

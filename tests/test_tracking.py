@@ -266,3 +266,37 @@ def test_missing_server_setting_and_missing_client_say_the_fix(tmp_path):
     assert without.returncode == 40
     assert "pip install -e '.[mlflow]'" in without.stderr
     assert artifacts(tmp_path / "out", "train") == [], "nothing is trained for a Track that cannot run"
+
+
+def test_make_mlflow_serves_from_its_own_environment_with_sqlite_in_the_given_directory(tmp_path):
+    import os
+    import signal
+    import time
+    import urllib.request
+
+    from mlflow_server import free_port
+
+    port = free_port()
+    server = subprocess.Popen(["make", "--no-print-directory", "mlflow", f"MLFLOW_PORT={port}",
+                               f"MLFLOW_DIR={tmp_path / 'mlflow'}"], cwd=REPO_ROOT, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
+                    assert reply.status == 200
+                    break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "make mlflow did not serve"
+                time.sleep(0.5)
+        assert (tmp_path / "mlflow" / "mlflow.db").is_file()
+        luigi_side = subprocess.run([sys.executable, "-c", "import sqlalchemy; print(sqlalchemy.__version__)"],
+                                    capture_output=True, text=True, check=True).stdout
+        server_side = subprocess.run([str(REPO_ROOT / ".venv-mlflow" / "bin" / "python"), "-c",
+                                      "import sqlalchemy; print(sqlalchemy.__version__)"],
+                                     capture_output=True, text=True, check=True).stdout
+        assert luigi_side.startswith("1.4") and server_side.startswith("2.")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
