@@ -8,6 +8,7 @@ Optional: the pipeline without them is unchanged, and they need the ``mlflow`` e
 docs/tracking.md says what is logged and how promotion decides.
 """
 
+import re
 import socket
 from pathlib import Path
 
@@ -154,7 +155,8 @@ class Promote(ArtifactTask):
 
         tracked = read_json(self.input().fetch() / "tracking.json")
         self.set_status_message(f"registering {self.identity['model_name']}")
-        with self.store.lock("promote", f"registry-{self.identity['model_name']}"):
+        lock_name = re.sub(r"[^\w.-]", "_", f"registry-{self.identity['model_name']}")
+        with self.store.lock("promote", lock_name):
             decision = promote(tracked["tracking_uri"], self.identity["model_name"], tracked,
                                tracked["test_error"], tracked["evaluate_id"], self.max_test_error)
         write_json(Path(staging) / "decision.json", decision)
