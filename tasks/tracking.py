@@ -103,7 +103,7 @@ class Track(ArtifactTask):
         from pipeline.tracking.runs import track
         from pipeline.tracking.server import import_mlflow
 
-        import_mlflow()  # says how to install it before any work
+        import_mlflow()  # with the environment defaults it sets (telemetry off) before anything else loads it
         import_tensorflow()
         record = self.run_record()
         self.set_status_message(f"logging to MLflow experiment {record.experiment!r}")

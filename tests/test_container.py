@@ -403,7 +403,7 @@ def test_make_run_and_make_test_fast_on_debian_13_with_its_python_3_13():
         "registry is reachable (.ci/run does)")
     script = ("set -e; python3 --version; apt-get update -q >/dev/null; "
               "apt-get install -y -q --no-install-recommends make python3-venv >/dev/null; mkdir /work; "
-              "tar -C /src --exclude=./.venv --exclude=./outputs --exclude=./.git -cf - . | tar -C /work -xf -; "
+              "tar -C /src --exclude=./.venv --exclude=./.venv-mlflow --exclude=./outputs --exclude=./.git -cf - . | tar -C /work -xf -; "
               "cd /work && make run ARGS='--data-dataset synthetic --Train-epochs 1' && make test-fast ARGS='-q -p no:cacheprovider'")
     result = engine_run("run", "--rm", "-v", f"{REPO_ROOT}:/src:ro", DEBIAN_13, "sh", "-c", script, timeout=1800)
     assert result.returncode == 0, output_of(result)[-6000:]

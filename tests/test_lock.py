@@ -77,3 +77,5 @@ def test_the_server_and_the_pipeline_never_share_sqlalchemy():
     assert all(version.startswith("1.4") for version, _ in pins("dev.txt")["sqlalchemy"])
     assert all(version.startswith("2.") for version, _ in pins("mlflow-server.txt")["sqlalchemy"])
     assert "mlflow" not in pins("dev.txt"), "the server's package is in the pipeline's environment"
+    assert not any(Requirement(dependency).name.startswith("mlflow") for dependency in project()["dependencies"]), \
+        "MLflow is an optional extra, not a dependency of the base install"

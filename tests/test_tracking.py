@@ -130,13 +130,14 @@ def test_rerun_logs_nothing_twice(mlflow_server, two_runs, experiment):
         sorted(run.info.run_id for run in before)
 
 
-def test_half_logged_runs_are_replaced_not_duplicated(mlflow_server, tmp_path):
+def test_half_logged_runs_are_replaced_not_duplicated_and_a_report_is_logged(mlflow_server, tmp_path):
     # What a process killed midway leaves: a RUNNING run with the tag and some metrics; a lost server, FAILED.
     experiment = f"lenet-half-{uuid.uuid4().hex[:8]}"
     source = make_pattern_files(tmp_path / "idx")
     env = tracked_env(mlflow_server.uri)
-    evaluated = pipeline(tmp_path / "out", source, "Evaluate", "--Train-epochs", "1", env=env)
-    assert evaluated.returncode == 0, output_of(evaluated)
+    # A Report made first: Track logs its page and figures as well.
+    reported = pipeline(tmp_path / "out", source, "Report", "--Train-epochs", "1", env=env)
+    assert reported.returncode == 0, output_of(reported)
     (evaluation,) = artifacts(tmp_path / "out", "evaluate")
     client = mlflow_server.client()
     experiment_id = client.create_experiment(experiment)
@@ -154,6 +155,8 @@ def test_half_logged_runs_are_replaced_not_duplicated(mlflow_server, tmp_path):
     (live,) = runs_of(mlflow_server, experiment, f"tags.`lenet.evaluate_id` = '{evaluation.name}'")
     assert live.info.status == "FINISHED" and live.info.run_id not in left
     assert all(client.get_run(run_id).info.lifecycle_stage == "deleted" for run_id in left)
+    report = {item.path for item in client.list_artifacts(live.info.run_id, "report")}
+    assert {"report/report.html", "report/learning_curves.png", "report/confusion_matrix.png"} <= report
 
 
 def test_outage_fails_clearly_keeps_evaluation_and_logs_once_after(mlflow_server, tmp_path):
