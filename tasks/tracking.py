@@ -101,9 +101,6 @@ class Track(ArtifactTask):
     def produce(self, staging):
         from pipeline.tensorflow_runtime import import_tensorflow
         from pipeline.tracking.runs import track
-        from pipeline.tracking.server import import_mlflow
-
-        import_mlflow()  # with the environment defaults it sets (telemetry off) before anything else loads it
         import_tensorflow()
         record = self.run_record()
         self.set_status_message(f"logging to MLflow experiment {record.experiment!r}")

@@ -140,9 +140,9 @@ def output_of(result) -> str:
     return result.stdout + result.stderr
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def swift(tmp_path_factory):
-    """OpenStack Swift with its S3 layer on free loopback ports, for the whole test session."""
+    """OpenStack Swift with its S3 layer on free loopback ports, for every test under tests/."""
     from swift_server import TemporarySwift
 
     with TemporarySwift(tmp_path_factory.mktemp("swift")) as server:
@@ -174,9 +174,9 @@ def bucket_keys(swift, root: str) -> dict[str, int]:
         token = page["NextContinuationToken"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def mlflow_server(tmp_path_factory):
-    """A real ``mlflow server`` (its own venv, SQLite in a temporary directory) for the whole test session."""
+    """A real ``mlflow server`` (its own venv, SQLite in a temporary directory) for every test under tests/."""
     from mlflow_server import TemporaryMlflow
 
     with TemporaryMlflow(tmp_path_factory.mktemp("mlflow")) as server:

@@ -7,21 +7,15 @@ brings back the same server (the outage tests). Used by the tests and benchmarks
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
+from luigid_server import free_port
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVER_VENV = REPO_ROOT / ".venv-mlflow"
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def server_environment() -> Path:

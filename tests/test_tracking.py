@@ -28,7 +28,7 @@ def pipeline(outputs, source, *args, env):
 
 @pytest.fixture(scope="module")
 def experiment():
-    """A fresh experiment name per test module (the server lives for the whole session)."""
+    """A fresh experiment name per test module (one server serves every test module)."""
     return f"lenet-test-{uuid.uuid4().hex[:8]}"
 
 
@@ -277,7 +277,7 @@ def test_make_mlflow_serves_from_its_own_environment_with_sqlite_in_the_given_di
     import time
     import urllib.request
 
-    from mlflow_server import free_port
+    from luigid_server import free_port
 
     port = free_port()
     server = subprocess.Popen(["make", "--no-print-directory", "mlflow", f"MLFLOW_PORT={port}",

@@ -125,6 +125,22 @@ def model_signature():
                           outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 10), "logits")]))
 
 
+def log_files(mlflow_client, run_id: str, files: dict[str, Path]) -> None:
+    """Upload ``files`` ({path inside the run: local file}) to a run's artifacts."""
+    for artifact_path, local in sorted(files.items()):
+        mlflow_client.log_artifact(run_id, str(local), os.path.dirname(artifact_path) or None)
+
+
+def finished_or_cleared(mlflow_client, runs: list, finished, label: str):
+    """Return the oldest of ``runs`` that is ``finished`` (or None), after deleting the unfinished ones."""
+    for run in runs:
+        if not finished(run):
+            log.warning("MLflow run %s of %s was left unfinished (status %s); deleting it",
+                        run.info.run_id, label, run.info.status)
+            mlflow_client.delete_run(run.info.run_id)
+    return next((run for run in runs if finished(run)), None)
+
+
 def _batches(items: list, size: int):
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -150,9 +166,7 @@ def log_new_run(uri: str, mlflow_client, experiment: str, record: RunRecord) -> 
         mlflow_client.log_batch(run_id, params=batch)
     for batch in _batches(metrics, METRICS_PER_BATCH):
         mlflow_client.log_batch(run_id, metrics=batch)
-    for artifact_path, local in sorted(record.files.items()):
-        directory = os.path.dirname(artifact_path)
-        mlflow_client.log_artifact(run_id, str(local), directory or None)
+    log_files(mlflow_client, run_id, record.files)
     # log_model works on the fluent API's active run; leaving the block marks the run FINISHED.
     mlflow.set_tracking_uri(uri)
     with mlflow.start_run(run_id=run_id, log_system_metrics=False):
@@ -173,14 +187,9 @@ def track(uri: str, record: RunRecord) -> dict:
     with said_plainly(uri, f"logging the run of evaluation {record.evaluate_id}"):
         experiment = experiment_id(mlflow_client, record.experiment)
         runs = runs_tagged(mlflow_client, experiment, EVALUATE_TAG, record.evaluate_id)
-        finished = [run for run in runs if is_finished(run)]
-        for run in runs:
-            if not is_finished(run):
-                log.warning("MLflow run %s of evaluation %s was left unfinished (status %s); deleting it",
-                            run.info.run_id, record.evaluate_id, run.info.status)
-                mlflow_client.delete_run(run.info.run_id)
+        finished = finished_or_cleared(mlflow_client, runs, is_finished, f"evaluation {record.evaluate_id}")
         if finished:
-            run_id, reused = finished[0].info.run_id, True
+            run_id, reused = finished.info.run_id, True
             log.info("Evaluation %s is MLflow run %s already; nothing logged", record.evaluate_id, run_id)
         else:
             run_id, reused = log_new_run(uri, mlflow_client, experiment, record), False
@@ -208,12 +217,10 @@ def group_sweep(uri: str, experiment: str, sweep_id: str, child_runs: list[str],
         experiment_key = experiment_id(mlflow_client, experiment)
         parents = runs_tagged(mlflow_client, experiment_key, SWEEP_TAG, sweep_id)
         parents = [run for run in parents if run.data.tags.get("lenet.role") == "sweep"]
-        finished = [run for run in parents if run.info.status == "FINISHED"]
-        for run in parents:
-            if run.info.status != "FINISHED":
-                mlflow_client.delete_run(run.info.run_id)
+        finished = finished_or_cleared(mlflow_client, parents, lambda run: run.info.status == "FINISHED",
+                                       f"sweep {sweep_id}")
         if finished:
-            parent_id = finished[0].info.run_id
+            parent_id = finished.info.run_id
         else:
             parent = mlflow_client.create_run(experiment_key, run_name=f"sweep-{sweep_id}",
                                               tags={SWEEP_TAG: sweep_id, "lenet.role": "sweep"})
@@ -221,8 +228,7 @@ def group_sweep(uri: str, experiment: str, sweep_id: str, child_runs: list[str],
             mlflow_client.log_batch(parent_id, params=[Param(key, str(value)) for key, value in sorted(params.items())],
                                     metrics=[Metric("best_test_error", float(best_test_error),
                                                     parent.info.start_time, 0)])
-            for artifact_path, local in sorted(files.items()):
-                mlflow_client.log_artifact(parent_id, str(local), os.path.dirname(artifact_path) or None)
+            log_files(mlflow_client, parent_id, files)
         for run_id in child_runs:
             mlflow_client.log_batch(run_id, tags=[RunTag(SWEEP_TAG, sweep_id), RunTag(PARENT_TAG, parent_id)])
         if not finished:

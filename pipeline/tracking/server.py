@@ -10,6 +10,7 @@ from pipeline.errors import TrackingError
 URI_VARIABLE = "MLFLOW_TRACKING_URI"
 INSTALL_HINT = "pip install -e '.[mlflow]' in the pipeline's environment (mlflow-skinny and pandas)"
 HEALTH_TIMEOUT_S = 5
+MISSING_CLIENT = f"Tracking runs needs MLflow's client, which is not installed: {INSTALL_HINT}, then run again."
 
 
 def require_client() -> None:
@@ -17,8 +18,7 @@ def require_client() -> None:
     import importlib.util
 
     if importlib.util.find_spec("mlflow") is None:
-        raise TrackingError(f"Tracking runs needs MLflow's client, which is not installed: {INSTALL_HINT}, "
-                            "then run again.")
+        raise TrackingError(MISSING_CLIENT)
 
 
 def import_mlflow():
@@ -31,8 +31,7 @@ def import_mlflow():
     try:
         import mlflow
     except ImportError as error:
-        raise TrackingError(f"Tracking runs needs MLflow's client, which is not installed ({error}): "
-                            f"{INSTALL_HINT}, then run again.") from error
+        raise TrackingError(f"{MISSING_CLIENT} ({error})") from error
     return mlflow
 
 
