@@ -45,7 +45,7 @@ class TemporaryMlflow:
             [str(self.executable), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
              "--backend-store-uri", f"sqlite:///{self.directory / 'mlflow.db'}",
              "--artifacts-destination", str(self.directory / "artifacts")],
-            cwd=self.directory, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+            cwd=self.directory, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = time.monotonic() + self.timeout

@@ -294,6 +294,8 @@ def test_make_mlflow_serves_from_its_own_environment_with_sqlite_in_the_given_di
                 assert server.poll() is None and time.monotonic() < deadline, "make mlflow did not serve"
                 time.sleep(0.5)
         assert (tmp_path / "mlflow" / "mlflow.db").is_file()
+        group = subprocess.run(["pgrep", "-a", "-g", str(server.pid)], capture_output=True, text=True).stdout
+        assert "mlflow server" in group and "mlflow.server.jobs" not in group, group  # its job runner is off
         luigi_side = subprocess.run([sys.executable, "-c", "import sqlalchemy; print(sqlalchemy.__version__)"],
                                     capture_output=True, text=True, check=True).stdout
         server_side = subprocess.run([str(REPO_ROOT / ".venv-mlflow" / "bin" / "python"), "-c",

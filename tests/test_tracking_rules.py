@@ -1,5 +1,10 @@
 """The parts of tracking that need no server: the promotion rule, the settings and their messages."""
 
+import http.server
+import socket
+import threading
+import time
+
 import pytest
 
 from pipeline.errors import TrackingError
@@ -30,14 +35,54 @@ def test_tracking_uri_comes_from_the_setting_then_the_environment(monkeypatch):
         tracking_uri("")
 
 
-def test_a_server_that_does_not_answer_is_named_with_the_fix():
-    import socket
-
-    with socket.socket() as probe:  # a port nothing listens on
+def unused_port() -> int:
+    """Return a loopback port that nothing listens on (now)."""
+    with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return probe.getsockname()[1]
+
+
+def test_a_server_that_does_not_answer_is_named_with_the_fix():
+    port = unused_port()
+    started = time.monotonic()
     with pytest.raises(TrackingError, match=rf"http://127.0.0.1:{port} \(MLFLOW_TRACKING_URI\) does not answer.*make mlflow"):
-        check_server(f"http://127.0.0.1:{port}")
+        check_server(f"http://127.0.0.1:{port}", pauses_s=(0.1, 0.1))
+    assert time.monotonic() - started < 5  # refused at once each time: no long wait for a server that is down
+
+
+@pytest.mark.parametrize("pauses, passes", [((1, 1), True), ((), False)])
+def test_a_server_that_answers_after_a_moment_passes_the_health_check_asked_again(pauses, passes):
+    port = unused_port()
+    servers = []
+
+    def serve_later():  # the first request is refused: nothing listens yet
+        time.sleep(0.5)
+        servers.append(http.server.HTTPServer(("127.0.0.1", port), Healthy))
+        servers[0].serve_forever()
+
+    threading.Thread(target=serve_later, daemon=True).start()
+    try:
+        if passes:
+            check_server(f"http://127.0.0.1:{port}", pauses_s=pauses)
+        else:
+            with pytest.raises(TrackingError, match="Connection refused"):
+                check_server(f"http://127.0.0.1:{port}", pauses_s=pauses)
+    finally:
+        time.sleep(0.6)
+        servers[0].shutdown()
+        servers[0].server_close()
+
+
+class Healthy(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with 200 OK, as MLflow's /health does."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"OK")
+
+    def log_message(self, *args):
+        pass
 
 
 def test_epoch_metrics_are_stepped_by_epoch_and_stamped_when_each_ended():

@@ -1,15 +1,22 @@
 """The MLflow client: imported on demand, pointed at a tracking server that answers, errors said in one line."""
 
 import contextlib
+import logging
 import os
+import time
 import urllib.error
 import urllib.request
 
 from pipeline.errors import TrackingError
 
+log = logging.getLogger(__name__)
+
 URI_VARIABLE = "MLFLOW_TRACKING_URI"
 INSTALL_HINT = "pip install -e '.[mlflow]' in the pipeline's environment (mlflow-skinny and pandas)"
 HEALTH_TIMEOUT_S = 5
+# Pauses between the health check's attempts: a container network's DNS or a restarting proxy can
+# fail one lookup or connection for a moment; a server that is down still fails within seconds.
+HEALTH_RETRY_PAUSES_S = (1, 2)
 MISSING_CLIENT = f"Tracking runs needs MLflow's client, which is not installed: {INSTALL_HINT}, then run again."
 
 
@@ -28,6 +35,8 @@ def import_mlflow():
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # Track prints its own line
+    # Images have no git: GitPython would warn at every run (the code version is tagged without it).
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     try:
         import mlflow
     except ImportError as error:
@@ -45,20 +54,34 @@ def tracking_uri(configured: str = "") -> str:
     return uri.rstrip("/")
 
 
-def check_server(uri: str) -> None:
-    """Raise TrackingError unless the MLflow server at an http(s) ``uri`` answers its health check."""
+def check_server(uri: str, pauses_s: tuple[float, ...] = HEALTH_RETRY_PAUSES_S) -> None:
+    """Raise TrackingError unless the MLflow server at an http(s) ``uri`` answers its health check.
+
+    It is asked once more after each of ``pauses_s``, so a moment's failure does not fail the task.
+    """
     if not uri.startswith(("http://", "https://")):
         return
+    for pause in (*pauses_s, None):
+        reason = health_failure(uri)
+        if reason is None:
+            return
+        if pause is not None:
+            log.warning("The MLflow server %s did not answer (%s); asking again in %s s", uri, reason, pause)
+            time.sleep(pause)
+    raise TrackingError(unreachable_message(uri, reason))
+
+
+def health_failure(uri: str) -> str | None:
+    """Return why the server at ``uri`` did not answer ``/health`` once, or None when it did."""
     try:
         with urllib.request.urlopen(f"{uri}/health", timeout=HEALTH_TIMEOUT_S):
-            return
+            return None
     except urllib.error.HTTPError as error:
         if error.code < 500:
-            return  # it answers: a proxy or an auth layer in front may refuse /health itself
-        reason = f"HTTP {error.code}"
+            return None  # it answers: a proxy or an auth layer in front may refuse /health itself
+        return f"HTTP {error.code}"
     except (OSError, ValueError) as error:
-        reason = str(getattr(error, "reason", error))
-    raise TrackingError(unreachable_message(uri, reason))
+        return str(getattr(error, "reason", error))
 
 
 def unreachable_message(uri: str, reason: str) -> str:
