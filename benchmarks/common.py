@@ -1,5 +1,6 @@
 """Helpers shared by the benchmarks: interleaved repeats, medians, measured subprocesses."""
 
+import argparse
 import os
 import statistics
 import subprocess
@@ -77,3 +78,13 @@ def machine_summary() -> str:
     except OSError:
         pass
     return f"{model}, {os.cpu_count()} cores"
+
+
+def pipeline_run_parser(description: str, repeats: int) -> argparse.ArgumentParser:
+    """Return the arguments of a benchmark that runs the pipeline on a data set: epochs, repeats, data, dataset."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--data", type=Path, default=FASHION_DIR)
+    parser.add_argument("--dataset", default="fashion_mnist")
+    return parser

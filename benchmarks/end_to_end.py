@@ -10,12 +10,10 @@ memory is that process's maximum resident set size. ``--epochs 1`` makes a short
 slow phase of a shared machine does not always fall on the same side; figures are medians.
 """
 
-import argparse
 import re
 import tempfile
-from pathlib import Path
 
-from benchmarks.common import FASHION_DIR, machine_summary, medians, python_command, run_measured
+from benchmarks.common import machine_summary, medians, pipeline_run_parser, python_command, run_measured
 
 TEST_ERROR = re.compile(r"Test error: ([0-9.]+)%")
 
@@ -52,12 +50,7 @@ def run_ours(args) -> dict:
 
 def main() -> None:
     """Run (a) and ours, alternating which goes first, and print the medians with the ratios."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--data", type=Path, default=FASHION_DIR)
-    parser.add_argument("--dataset", default="fashion_mnist")
-    args = parser.parse_args()
+    args = pipeline_run_parser(__doc__.splitlines()[0], repeats=1).parse_args()
     print(f"end_to_end on {machine_summary()}: {args.epochs} epochs of {args.data}, {args.repeats} round(s)")
     runs = {"a_tf1_feed_dict": (run_baseline, []), "ours_default": (run_ours, [])}
     for round_number in range(args.repeats):

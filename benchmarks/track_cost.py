@@ -12,7 +12,6 @@ logging), the time its step took inside it (``meta.json`` ``duration_s``), and t
 Evaluate run's wall time. Medians over the repeats.
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -21,7 +20,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from benchmarks.common import FASHION_DIR, REPO_ROOT, machine_summary, python_command, run_measured
+from benchmarks.common import REPO_ROOT, machine_summary, pipeline_run_parser, python_command, run_measured
 
 
 def luigi_run(task: str, args, outputs: str, *extra: str) -> dict:
@@ -64,12 +63,7 @@ def measure(args, outputs: str) -> None:
 
 def main() -> None:
     """Measure against MLFLOW_TRACKING_URI, or a throw-away server on loopback."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--data", type=Path, default=FASHION_DIR)
-    parser.add_argument("--dataset", default="fashion_mnist")
-    args = parser.parse_args()
+    args = pipeline_run_parser(__doc__.splitlines()[0], repeats=3).parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         if os.environ.get("MLFLOW_TRACKING_URI"):
             measure(args, str(Path(scratch) / "outputs"))

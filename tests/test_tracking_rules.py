@@ -60,7 +60,8 @@ def test_a_server_that_answers_after_a_moment_passes_the_health_check_asked_agai
         servers.append(http.server.HTTPServer(("127.0.0.1", port), Healthy))
         servers[0].serve_forever()
 
-    threading.Thread(target=serve_later, daemon=True).start()
+    later = threading.Thread(target=serve_later, daemon=True)
+    later.start()
     try:
         if passes:
             check_server(f"http://127.0.0.1:{port}", pauses_s=pauses)
@@ -68,7 +69,8 @@ def test_a_server_that_answers_after_a_moment_passes_the_health_check_asked_agai
             with pytest.raises(TrackingError, match="Connection refused"):
                 check_server(f"http://127.0.0.1:{port}", pauses_s=pauses)
     finally:
-        time.sleep(0.6)
+        while later.is_alive() and not servers:
+            time.sleep(0.05)
         servers[0].shutdown()
         servers[0].server_close()
 
