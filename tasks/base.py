@@ -136,6 +136,12 @@ class ArtifactTask(luigi.Task):
 _printed_errors: set[str] = set()
 
 
+def say(message: str) -> None:
+    """Print a task's closing line once and keep it in pipeline.log (the ``tasks`` loggers write INFO to the file only)."""
+    log.info(message)
+    print(message, flush=True)
+
+
 def _print_error_once(message: str) -> None:
     """Print ``ERROR: message`` on stderr unless this process printed it already."""
     if message not in _printed_errors:

@@ -7,7 +7,6 @@ everything complete never loads it, and Luigi's forked workers inherit no Tensor
 """
 
 import dataclasses
-import logging
 import shutil
 import socket
 from pathlib import Path
@@ -18,10 +17,9 @@ from pipeline.artifacts import write_json
 from pipeline.data.split import VALIDATION_SIZE, check_validation_size
 from pipeline.training.config import TrainingConfig
 from pipeline.data.datasets import get_dataset
-from tasks.base import ArtifactTask
+from tasks.base import ArtifactTask, say
 from tasks.config import data
 
-log = logging.getLogger(__name__)
 
 IMAGE_BYTES = 28 * 28
 # model.keras (6.7 MB) and the SavedModel (13.4 MB) of the fixed architecture, plus events and history.
@@ -325,6 +323,4 @@ class Evaluate(ArtifactTask):
 
     def after_commit(self):
         metrics = self.metrics()
-        message = f"Test error: {metrics['test_error']:.1f}%  (metrics: {self.output().path}/metrics.json)"
-        log.info(message)
-        print(message, flush=True)
+        say(f"Test error: {metrics['test_error']:.1f}%  (metrics: {self.output().path}/metrics.json)")

@@ -17,7 +17,7 @@ from luigi.util import inherits
 
 from pipeline.artifacts import read_json, write_json
 from pipeline.data.datasets import get_dataset
-from tasks.base import ArtifactTask
+from tasks.base import ArtifactTask, say
 from tasks.config import data
 from tasks.report import Report
 from tasks.steps import Evaluate
@@ -117,8 +117,8 @@ class Track(ArtifactTask):
     def after_commit(self):
         tracked = self.tracked()
         said = "is tracked already as" if tracked["reused"] else "tracked as"
-        print(f"MLflow: evaluation {tracked['evaluate_id']} {said} run {tracked['run_id']} in experiment "
-              f"{tracked['experiment']!r}{': ' + tracked['run_url'] if tracked['run_url'] else ''}", flush=True)
+        say(f"MLflow: evaluation {tracked['evaluate_id']} {said} run {tracked['run_id']} in experiment "
+            f"{tracked['experiment']!r}{': ' + tracked['run_url'] if tracked['run_url'] else ''}")
 
 
 @inherits(Evaluate)
@@ -160,4 +160,4 @@ class Promote(ArtifactTask):
         return {"promoted": decision["promoted"], "version": decision["version"]}
 
     def after_commit(self):
-        print(read_json(self.output().fetch() / "decision.json")["summary"], flush=True)
+        say(read_json(self.output().fetch() / "decision.json")["summary"])

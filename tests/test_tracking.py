@@ -198,6 +198,8 @@ def test_promote_moves_champion_only_forwards(mlflow_server, two_runs, experimen
                      for path in artifacts(two_runs["outputs"], "promote")]
         (decision,) = [decision for decision in decisions
                        if decision["model_name"] == model_name and decision["summary"] in result.stdout]
+        assert output_of(result).count(decision["summary"]) == 1, output_of(result)  # said once on the console
+        assert decision["summary"] in (two_runs["outputs"] / "pipeline.log").read_text()
         return decision, result
 
     # Above the bar: registered, not champion.

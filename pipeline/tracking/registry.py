@@ -5,12 +5,8 @@ the threshold and lower than the current champion's. The alias never moves to a 
 higher or equal test error, so rerunning an old run's promotion cannot undo a better one.
 """
 
-import logging
-
 from pipeline.tracking.runs import EVALUATE_TAG
 from pipeline.tracking.server import client, said_plainly
-
-log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 TEST_ERROR_TAG = "test_error"
@@ -87,7 +83,6 @@ def promote(uri: str, model_name: str, run: dict, test_error: float, evaluate_id
                    f"{after['test_error']:.2f}%): {reason}")
     else:
         summary = f"No {CHAMPION} for {model_name}: version {version} not promoted, {reason}"
-    log.info("%s", summary)
     return {"model_name": model_name, "version": version, "test_error": test_error,
             "max_test_error": max_test_error, "promoted": promoted, "reason": reason, "summary": summary,
             "champion_before": before, "champion_after": after, "tracking_uri": uri}
