@@ -1,16 +1,16 @@
-"""The one lock helper: exclusion, waiting, no lock file left behind, and NFS's writable-descriptor rule."""
+"""The one lock helper: exclusion, waiting with a time limit, probing without taking, and files only gc removes."""
 
-import errno
-import fcntl
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
-from pipeline import locks
-from pipeline.locks import LockHeld, exclusive_lock, lock_holder
+from pipeline.errors import PipelineError
+from pipeline.locks import LockHeld, LockTimeout, exclusive_lock, lock_holder, remove_if_idle
 
 
 def test_a_second_holder_waits_and_learns_who_holds_it(tmp_path):
@@ -29,7 +29,6 @@ def test_a_second_holder_waits_and_learns_who_holds_it(tmp_path):
     assert order == ["first done", "second"]
     (holder,) = waited_for
     assert f"pid {os.getpid()} since" in holder and socket.gethostname() in holder
-    assert list((tmp_path / "train").iterdir()) == [], "the lock file was left behind"
 
 
 def test_many_holders_take_turns_one_at_a_time(tmp_path):
@@ -50,7 +49,6 @@ def test_many_holders_take_turns_one_at_a_time(tmp_path):
     for thread in threads:
         thread.join(30)
     assert len(overlaps) == 80 and max(overlaps) == 1, "two holders were inside at once"
-    assert not path.exists()
 
 
 def test_without_waiting_a_held_lock_raises_with_its_holder(tmp_path):
@@ -61,39 +59,96 @@ def test_without_waiting_a_held_lock_raises_with_its_holder(tmp_path):
         thread.start()
         thread.join(5)
         assert f"pid {os.getpid()}" in failures[0].value.holder
-    assert not path.exists()
 
 
-def holder_seen_while_held(path) -> str | None:
-    """Return what ``lock_holder`` says from another thread while this one holds the lock."""
+def test_waiting_gives_up_after_its_time_limit_naming_the_lock_and_holder(tmp_path):
+    path = tmp_path / ".abc.lock"
+    with exclusive_lock(path):
+        errors = []
+
+        def waiter():
+            try:
+                with exclusive_lock(path, timeout_s=0.3):
+                    pass
+            except LockTimeout as error:
+                errors.append(error)
+
+        started = time.monotonic()
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        thread.join(5)
+        assert 0.3 <= time.monotonic() - started < 3
+    (error,) = errors
+    assert isinstance(error, PipelineError)
+    assert str(path) in str(error) and f"pid {os.getpid()}" in str(error) and "Waited 0.3 s" in str(error)
+
+
+def test_releasing_keeps_the_file_so_no_waiter_can_lock_a_removed_one(tmp_path):
+    path = tmp_path / ".abc.lock"
+    with exclusive_lock(path):
+        inode = os.stat(path).st_ino
+    assert path.exists() and os.stat(path).st_ino == inode, "release removed or replaced the lock file"
+
+
+def test_probing_never_takes_the_lock_so_the_holder_keeps_it(tmp_path):
+    """A probe from the holder's own process (as tests and `remove` do) must not drop the holder's lock."""
+    path = tmp_path / ".abc.lock"
+    assert lock_holder(path) is None and not path.exists(), "probing must not create a lock file"
     with exclusive_lock(path):
         seen = []
         thread = threading.Thread(target=lambda: seen.append(lock_holder(path)))
         thread.start()
         thread.join(5)
-    return seen[0]
-
-
-def test_lock_holder_names_a_running_holder_and_removes_a_dead_ones_file(tmp_path):
-    path = tmp_path / ".abc.lock"
-    assert lock_holder(path) is None and not path.exists(), "probing must not create a lock file"
-    assert f"pid {os.getpid()}" in holder_seen_while_held(path)
-    path.write_text("gone-host pid 1 since 2026-01-01T00:00:00+00:00\n")  # a SIGKILLed holder's file
+        assert f"pid {os.getpid()}" in seen[0]
+        assert f"pid {os.getpid()}" in lock_holder(path), "the probe released the holder's lock"
+        other = subprocess.run([sys.executable, "-c", "import sys; from pipeline.locks import lock_holder; "
+                                "print(lock_holder(sys.argv[1]))", str(path)],
+                               capture_output=True, text=True, cwd=os.getcwd())
+        assert f"pid {os.getpid()}" in other.stdout, other.stderr
     assert lock_holder(path) is None
-    assert not path.exists(), "a lock file nobody holds outlived its use"
 
 
-def _nfs_flock(real_flock):
-    """flock as a Linux NFS client does it: POSIX locks, so an exclusive lock needs a writable descriptor."""
-    def flock(descriptor, operation):
-        if operation & fcntl.LOCK_EX and (fcntl.fcntl(descriptor, fcntl.F_GETFL) & os.O_ACCMODE) == os.O_RDONLY:
-            raise OSError(errno.EBADF, "Bad file descriptor")
-        return real_flock(descriptor, operation)
-    return flock
-
-
-def test_locks_and_the_holder_probe_work_where_exclusive_locks_need_a_writable_descriptor(tmp_path, monkeypatch):
-    monkeypatch.setattr(locks.fcntl, "flock", _nfs_flock(fcntl.flock))
+def test_a_killed_holder_frees_the_lock_and_its_stale_line_is_not_a_holder(tmp_path):
     path = tmp_path / ".abc.lock"
-    assert f"pid {os.getpid()}" in holder_seen_while_held(path)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pipeline.locks import exclusive_lock\n"
+                               "with exclusive_lock(sys.argv[1]):\n print('held', flush=True); time.sleep(60)",
+                               str(path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    assert f"pid {holder.pid}" in lock_holder(path)
+    holder.kill()
+    holder.wait(10)
     assert lock_holder(path) is None
+    with exclusive_lock(path, wait=False):
+        pass
+
+
+def test_gc_removes_only_an_idle_lock_file_nobody_holds(tmp_path):
+    path = tmp_path / ".abc.lock"
+    with exclusive_lock(path):
+        assert not remove_if_idle(path, idle_before=time.time() + 3600), "removed a held lock"
+    assert not remove_if_idle(path, idle_before=time.time() - 3600), "removed a lock taken moments ago"
+    assert path.exists()
+    assert remove_if_idle(path, idle_before=time.time() + 1)
+    assert not path.exists()
+
+
+def test_a_taker_that_opened_a_file_gc_then_removed_locks_a_new_file(tmp_path, monkeypatch):
+    """Forces the interleaving: the taker opens the old file, gc removes it, the taker locks the removed inode."""
+    from pipeline import locks
+
+    path = tmp_path / ".abc.lock"
+    path.write_text("")
+    real_try = locks._try_lock
+    removed = []
+
+    def try_lock_after_gc(descriptor):
+        if not removed:
+            removed.append(None)
+            monkeypatch.setattr(locks, "_try_lock", real_try)  # gc's own try is the real one
+            removed[0] = remove_if_idle(path, idle_before=time.time() + 1)
+        return real_try(descriptor)
+
+    monkeypatch.setattr(locks, "_try_lock", try_lock_after_gc)
+    with exclusive_lock(path):
+        assert removed == [True]
+        assert path.exists() and f"pid {os.getpid()}" in lock_holder(path), "the taker held a removed file"
