@@ -7,6 +7,7 @@
     lenet-pipeline remove ARTIFACT ...    delete artifacts
     lenet-pipeline verify [flags]         re-hash every artifact against its meta.json
     lenet-pipeline copy SOURCE DEST       copy finished artifacts between outputs roots (local, s3://)
+    lenet-pipeline gc [--dry-run] [--older-than AGE]   remove what no meta.json references
 
 Every subcommand that reads an outputs root takes ``--paths-outputs ROOT`` (Luigi's own flag for
 ``[paths] outputs``) anywhere after its name, and all of them exit with the codes of
@@ -59,6 +60,7 @@ COMMANDS = {
     "remove": (_manage("remove"), "delete artifacts by id, directory or URI"),
     "verify": (_manage("verify"), "re-hash every artifact against its meta.json; exit 1 on any problem"),
     "copy": (_manage("copy"), "copy every finished artifact of one outputs root into another (e.g. into S3)"),
+    "gc": (_manage("gc"), "remove what no meta.json references (killed runs' files, idle locks), aged by the store"),
 }
 
 

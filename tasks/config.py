@@ -38,14 +38,23 @@ def outputs_location(root: str | None = None) -> str:
 def s3_client():
     """Return a boto3 S3 client from Luigi's ``[s3]`` section, else the standard AWS variables.
 
-    ``[s3]`` options (endpoint_url, region_name, aws_access_key_id, aws_secret_access_key, ...)
-    are passed to boto3 by luigi.contrib.s3 as for Luigi's own S3 targets.
+    ``[s3]`` options (endpoint_url, region_name, ...) are passed to boto3 by luigi.contrib.s3 as
+    for Luigi's own S3 targets. Keys belong in the environment or an AWS profile, not in a
+    luigi.cfg that is tracked in git. A malformed endpoint is a StoreError naming the setting.
     """
     from luigi.contrib.s3 import S3Client
 
-    from pipeline.storage.s3 import client_config, prepare_client
+    from pipeline.storage.s3 import StoreError, check_endpoint, client_config, prepare_client
 
-    return prepare_client(S3Client(config=client_config()).s3.meta.client)
+    configured = luigi.configuration.get_config().get("s3", "endpoint_url", None)
+    check_endpoint(configured, "[s3] endpoint_url")
+    if not configured:
+        check_endpoint(os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"), "AWS_ENDPOINT_URL")
+    try:
+        return prepare_client(S3Client(config=client_config()).s3.meta.client)
+    except ValueError as error:
+        raise StoreError(f"Cannot make an S3 client: {error}. Check AWS_ENDPOINT_URL and AWS_DEFAULT_REGION "
+                         "(or [s3] endpoint_url and region_name).") from error
 
 
 @functools.cache

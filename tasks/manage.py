@@ -4,6 +4,7 @@
     lenet-pipeline remove <artifact id or dir> ... [--paths-outputs ROOT]
     lenet-pipeline verify [--paths-outputs ROOT]      # re-hash every artifact; exit 1 on any problem
     lenet-pipeline copy SOURCE DESTINATION            # e.g. a local outputs root into s3://BUCKET/PREFIX
+    lenet-pipeline gc [--paths-outputs ROOT] [--dry-run] [--older-than 24h]
 
 ``forget STEP`` builds the task graph that ``luigi --module tasks Evaluate [flags]`` would run
 (``--task Sweep`` for another root), deletes the artifacts of every task of family STEP in it
@@ -15,10 +16,17 @@ sha256s its ``meta.json`` recorded, prints each missing, altered or unrecorded f
 directory without a ``meta.json``, and exits 1 if there is any (0 when all match). ``copy``
 copies every finished artifact of one outputs root into another that lacks it (re-hashed first;
 one that fails is skipped and reported, exit 1), so a local root moves into a bucket.
+
+``gc`` is the only command that removes what runs leave behind (no run deletes what another may
+be writing or reading): files no ``meta.json`` or kept checkpoint references, killed runs' staging
+directories, finished trainings' checkpoints and idle lock files, each only once the store's own
+clock says it has been untouched for ``--older-than`` (default 24h, longer than any step's upload
+takes). ``verify`` lists the same garbage as information, without failing on it.
 """
 
 import argparse
 import contextlib
+import re
 from pathlib import Path
 
 import luigi
@@ -27,6 +35,7 @@ from luigi.cmdline_parser import CmdlineParser
 import tasks  # noqa: F401 - registers the task families
 from pipeline.errors import PipelineError
 from pipeline.locks import LockHeld
+from pipeline.storage import DEFAULT_GC_AGE_S
 from tasks.base import ArtifactTask
 from tasks.config import artifact_store
 from tasks.options import PROBLEMS_FOUND, SUCCESS, luigi_flags, outputs_option, store_of
@@ -175,14 +184,58 @@ def _report_removed(removed: list[str], root: str) -> int:
 def verify_command(argv: list[str], prog: str) -> int:
     """``lenet-pipeline verify [--paths-outputs ROOT]``; returns the exit code."""
     parser = argparse.ArgumentParser(prog=prog, parents=[outputs_option()],
-                                     description="re-hash every artifact against its meta.json; exit 1 on any problem")
+                                     description="re-hash every artifact against its meta.json; exit 1 on any problem "
+                                                 "(garbage that gc would remove is listed, and is no problem)")
     store = store_of(parser.parse_args(argv))
     checked, problems = verify(store)
     for problem in problems:
         print(problem)
     print(f"{checked} artifacts under {store.describe()}: "
           + (f"{len(problems)} problems" if problems else "every file matches its meta.json"))
+    garbage = store.garbage(artifact_steps(), older_than_s=0)
+    if garbage:
+        print(f"garbage (information, not a problem): {_amount(garbage)} that no meta.json references; "
+              f"lenet-pipeline gc removes it once older than its grace period")
     return PROBLEMS_FOUND if problems else SUCCESS
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Return seconds of a duration such as ``0``, ``90s``, ``30m``, ``24h`` or ``7d``; ValueError otherwise."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: write a number with s, m, h or d (e.g. 24h)")
+    return float(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
+
+
+def _amount(items) -> str:
+    return f"{len(items)} item{'s' * (len(items) != 1)} ({sum(item.size for item in items) / 1e6:,.1f} MB)"
+
+
+def gc_command(argv: list[str], prog: str) -> int:
+    """``lenet-pipeline gc [--paths-outputs ROOT] [--dry-run] [--older-than DURATION]``; returns the exit code."""
+    parser = argparse.ArgumentParser(
+        prog=prog, parents=[outputs_option()],
+        description="remove what no meta.json or kept checkpoint references (files of runs that were killed or "
+                    "lost a race), killed runs' staging directories, finished trainings' checkpoints and idle lock "
+                    "files, once untouched for --older-than by the store's own clock")
+    parser.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    parser.add_argument("--older-than", type=parse_duration, default=DEFAULT_GC_AGE_S, metavar="DURATION",
+                        help="leave anything younger alone: a run may still be writing it (default 24h; "
+                             "0 removes all garbage: only when no run is going)")
+    args = parser.parse_args(argv)
+    store = store_of(args)
+    garbage = store.garbage(artifact_steps(), older_than_s=args.older_than)
+    verb = "would remove" if args.dry_run else "removed"
+    if not args.dry_run:
+        garbage = store.collect(garbage)
+    for item in garbage:
+        print(f"{verb} {item.location} ({item.size:,} bytes: {item.reason})")
+    print(f"{verb} {_amount(garbage)} under {store.describe()}" if garbage
+          else f"no garbage older than {args.older_than:g} s under {store.describe()}")
+    return SUCCESS
 
 
 def copy_command(argv: list[str], prog: str) -> int:

@@ -201,7 +201,7 @@ class Train(ArtifactTask):
 
         import_tensorflow()
         from pipeline.progress import ConsoleProgress
-        from pipeline.training.checkpoints import is_checkpoint_state, newest_checkpoint_epoch
+        from pipeline.training.checkpoints import newest_checkpoint_epoch
         from pipeline.training.events import TENSORBOARD_DIR
         from pipeline.training.loop import train_model
 
@@ -211,7 +211,7 @@ class Train(ArtifactTask):
         self.store.pull_work(self.step, self.artifact_id, newest_checkpoint_epoch)
 
         def save_checkpoint(record):
-            self.store.push_work(self.step, self.artifact_id, last=is_checkpoint_state)
+            self.store.push_work(self.step, self.artifact_id, newest_checkpoint_epoch)
             self._report_epoch(record)
 
         # While training, the events are in the checkpoint directory; after_commit points here

@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO_ROOT, cli_env, output_of
 
 LENET_PIPELINE = str(Path(sys.executable).with_name("lenet-pipeline"))
-SUBCOMMANDS = ("runs", "predict", "batch", "forget", "remove", "verify", "copy")
+SUBCOMMANDS = ("runs", "predict", "batch", "forget", "remove", "verify", "copy", "gc")
 
 
 def lenet_pipeline(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:

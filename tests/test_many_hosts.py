@@ -16,7 +16,7 @@ import pytest
 
 from conftest import (REPO_ROOT, artifacts, bucket_keys, cli_env, luigi_command, make_pattern_files, output_of,
                       s3_env)
-from pipeline.locks import exclusive_lock
+from pipeline.locks import exclusive_lock, lock_holder
 
 SYNTHETIC = ["--local-scheduler", "--data-dataset", "synthetic", "--Train-epochs", "1"]
 
@@ -66,7 +66,8 @@ def test_every_command_works_on_an_s3_root_and_hosts_share_its_artifacts(swift, 
     assert predicted.returncode == 0 and len(predicted.stdout.splitlines()) == 2, output_of(predicted)
     batch = lenet_pipeline("batch", "Evaluate", *flags, env=host_a)
     assert batch.returncode == 0 and f"Run summary: {s3_root}/runs/" in batch.stdout, output_of(batch)
-    assert not list((tmp_path / "host-a").rglob("scheduled-run-*.lock")), "the job lock outlived the run"
+    assert [lock_holder(path) for path in (tmp_path / "host-a").rglob("scheduled-run-*.lock")] == [None], \
+        "the job lock is still held after the run"
 
     def finished(step):
         return sorted(key.split("/")[1] for key in bucket_keys(swift, s3_root)
@@ -188,7 +189,7 @@ def test_a_damaged_artifact_is_remade_with_one_line_saying_why(tmp_path):
 
 
 @pytest.mark.slow
-def test_leftovers_of_other_hosts_go_and_no_lock_file_outlives_its_use(tmp_path):
+def test_leftovers_of_other_hosts_go_and_no_lock_is_held_after_the_runs(tmp_path):
     outputs = tmp_path / "out"
     flags = [*SYNTHETIC, "--paths-outputs", str(outputs)]
     assert luigi_run("Evaluate", *flags, env=cli_env()).returncode == 0
@@ -209,7 +210,9 @@ def test_leftovers_of_other_hosts_go_and_no_lock_file_outlives_its_use(tmp_path)
     rerun = lenet_pipeline("batch", "Evaluate", *flags, env=cli_env())
     assert rerun.returncode == 0, output_of(rerun)
     assert not any(path.exists() for path in leftovers), "another host's staging leftovers stayed"
-    assert list(outputs.rglob("*.lock")) == [], "a lock file outlived its use"
+    assert [lock_holder(path) for path in outputs.rglob("*.lock")] == [None] * len(list(outputs.rglob("*.lock")))
+    collected = lenet_pipeline("gc", "--paths-outputs", str(outputs), "--older-than", "0", env=cli_env())
+    assert collected.returncode == 0 and list(outputs.rglob("*.lock")) == [], output_of(collected)
 
 
 @pytest.mark.slow

@@ -6,6 +6,11 @@ its ``status`` (finished, absent, or unfinished and why), its ``lock``, a ``stag
 that becomes the artifact only when the block succeeds, ``fetch`` (a local directory to read it
 from), ``verify``, ``remove``, the ids under a step, and a work directory (Train's checkpoints)
 that the store keeps across hosts. Nothing here knows about Luigi.
+
+The rule both keep: while runs go on, writers only add. Nothing a run does deletes or overwrites
+what another process may be writing or reading, except a manifest (``meta.json``, a checkpoint's
+manifest), which names files that stay. What no manifest names is garbage, and only the explicit
+``garbage``/``collect`` pair (``lenet-pipeline gc``) removes it, aged by the store's own clock.
 """
 
 import os
@@ -33,6 +38,21 @@ class ArtifactStatus:
 
 FINISHED = ArtifactStatus(True)
 ABSENT = ArtifactStatus(False)
+# Garbage younger than this may belong to a run still at work (a commit's uploads, a staging
+# directory): `lenet-pipeline gc` leaves it unless told otherwise (--older-than).
+DEFAULT_GC_AGE_S = 24 * 3600
+# Train keeps this many checkpoints of an unfinished training through gc: the newest may be
+# damaged, and resume falls back to the one before it.
+KEPT_CHECKPOINTS = 2
+
+
+@dataclass(frozen=True)
+class Garbage:
+    """Something no manifest references: where it is (a path or key), its bytes, and why it is garbage."""
+
+    location: str
+    size: int
+    reason: str
 
 
 class ArtifactLocks:
@@ -41,9 +61,13 @@ class ArtifactLocks:
     def _lock_path(self, step: str, identity: str) -> Path:
         raise NotImplementedError
 
-    def lock(self, step: str, identity: str, on_wait: Callable[[str], None] | None = None, wait: bool = True):
-        """Hold the artifact's lock for a block; with ``wait`` False, raise LockHeld if another has it."""
-        return locks.exclusive_lock(self._lock_path(step, identity), on_wait, wait)
+    def lock(self, step: str, identity: str, on_wait: Callable[[str], None] | None = None, wait: bool = True,
+             timeout_s: float | None = None):
+        """Hold the artifact's lock for a block; with ``wait`` False, raise LockHeld if another has it.
+
+        ``timeout_s``: wait at most that long, then raise LockTimeout naming the holder.
+        """
+        return locks.exclusive_lock(self._lock_path(step, identity), on_wait, wait, timeout_s)
 
     def holder(self, step: str, identity: str) -> str | None:
         """Return who is making the artifact right now, or None."""

@@ -86,6 +86,21 @@ class Checkpoints:
             if older != final:
                 shutil.rmtree(older, ignore_errors=True)
 
+    def unreadable(self, checkpoint: Path) -> str | None:
+        """Return why ``checkpoint`` cannot be read back whole (a file missing or damaged), or None.
+
+        Reads every saved tensor and ``state.json``, so that a restore that begins also ends.
+        """
+        try:
+            reader = tf.train.load_checkpoint(str(checkpoint / self.STATE_PREFIX))
+            for name in reader.get_variable_to_shape_map():
+                reader.get_tensor(name)
+            state = read_json(checkpoint / STATE_FILE)
+            int(state["epoch"]), list(state["history"])
+        except (tf.errors.OpError, OSError, ValueError, KeyError, TypeError) as error:
+            return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
+        return None
+
     def missing_state(self, checkpoint: Path, model, optimizer) -> list[str]:
         """Return the keys of the training state that ``checkpoint`` does not hold (empty when it fits)."""
         saved = {name.split("/.ATTRIBUTES/")[0] for name, _ in tf.train.list_variables(str(checkpoint / self.STATE_PREFIX))}

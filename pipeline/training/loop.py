@@ -153,6 +153,31 @@ class Trainer:
         }
 
 
+def _resume(checkpoints: Checkpoints, checkpoint: Path, trainer: Trainer, epochs: int) -> tuple[int, list]:
+    """Restore ``checkpoint`` and return (epochs done, history); (0, []) with one warning when it cannot be.
+
+    A checkpoint that cannot be read whole, or that lacks part of the state (written by a version
+    that kept other state, so resuming could not be exact), is removed and training starts over,
+    so no retry fails on it again.
+    """
+    problem = checkpoints.unreadable(checkpoint)
+    if problem is None:
+        missing = checkpoints.missing_state(checkpoint, trainer.model, trainer.optimizer)
+        problem = f"it lacks {', '.join(missing[:3])}" if missing else None
+    if problem:
+        log.warning("Cannot resume from %s (%s); training from the first epoch", checkpoint, problem)
+        checkpoints.clear()
+        return 0, []
+    try:
+        first_epoch, history = checkpoints.restore(checkpoint, trainer.model, trainer.optimizer)
+    except Exception:
+        # The model is half restored: this attempt cannot go on, but the next one starts afresh.
+        checkpoints.clear()
+        raise
+    log.info("Resuming training from %s (epoch %d of %d done)", checkpoint, first_epoch, epochs)
+    return first_epoch, history
+
+
 def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray],
                 config: TrainingConfig, work_dir: Path, on_epoch_end: EpochCallback | None = None,
                 on_step: StepCallback | None = None, strategy=None) -> tuple[keras.Model, list]:
@@ -169,15 +194,7 @@ def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarr
     checkpoints = Checkpoints(work_dir)
     first_epoch, history = 0, []
     if (checkpoint := checkpoints.latest()) is not None:
-        missing = checkpoints.missing_state(checkpoint, trainer.model, trainer.optimizer)
-        if missing:
-            # Written by a version that kept other state: resuming from it could not be exact.
-            log.warning("Cannot resume from %s: it lacks %s; training from the first epoch", checkpoint,
-                        ", ".join(missing[:3]))
-            checkpoints.clear()
-        else:
-            first_epoch, history = checkpoints.restore(checkpoint, trainer.model, trainer.optimizer)
-            log.info("Resuming training from %s (epoch %d of %d done)", checkpoint, first_epoch, config.epochs)
+        first_epoch, history = _resume(checkpoints, checkpoint, trainer, config.epochs)
     dropped = purge_events_after(Path(work_dir) / TENSORBOARD_DIR, first_epoch * trainer.steps_per_epoch)
     if dropped:
         log.info("Dropped %d TensorBoard events written after the last checkpoint", dropped)

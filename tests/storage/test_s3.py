@@ -18,6 +18,10 @@ def store_at(swift, root: str, cache) -> S3Store:
     return S3Store(root, swift.client(), cache)
 
 
+def data_key(checksums, relative):
+    return f"outputs/train/abc/data/{checksums[relative]['sha256']}"
+
+
 def write_artifact(staging, identity="abc", model=b"weights"):
     (staging / "model.keras").write_bytes(model)
     (staging / "tensorboard").mkdir()
@@ -41,11 +45,9 @@ def test_a_committed_artifact_is_whole_verified_and_fetched_once(swift, s3_root,
     assert seen_before_commit[0][0].absent and seen_before_commit[0][1] == 2, \
         "meta.json was not the last object, or readers saw the artifact before it"
     assert store.status("train", "abc").finished
-    keys = bucket_keys(swift, s3_root)
-    attempt = json.loads(store.client.get_object(Bucket=store.bucket, Key="outputs/train/abc/meta.json")["Body"]
-                         .read())["attempt"]
-    assert set(keys) == {"train/abc/meta.json", f"train/abc/{attempt}/model.keras",
-                         f"train/abc/{attempt}/tensorboard/events"}
+    meta = store.read_meta("train", "abc")
+    assert set(bucket_keys(swift, s3_root)) == {"train/abc/meta.json", *(
+        f"train/abc/data/{entry['sha256']}" for entry in meta["checksums"].values())}
     assert store.verify("train", "abc") == []
     fetched = store.fetch("train", "abc")
     assert (fetched / "model.keras").read_bytes() == b"weights"
@@ -54,18 +56,33 @@ def test_a_committed_artifact_is_whole_verified_and_fetched_once(swift, s3_root,
     assert store.ids("train") == ["abc"]
 
 
-def test_two_writers_of_one_id_leave_one_whole_attempt(swift, s3_root, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="pipeline.storage.s3")
+def test_two_writers_of_one_id_both_commit_whole_and_gc_removes_the_loser(swift, s3_root, tmp_path, monkeypatch):
     first = store_at(swift, s3_root, tmp_path / "host-a")
     second = store_at(swift, s3_root, tmp_path / "host-b")
+    put_object, deleted = first.client.put_object, []
+    monkeypatch.setattr(first.client, "delete_objects", lambda **kwargs: deleted.append(kwargs))
+
+    def second_commits_first(**kwargs):  # put(B), read(B), then put(A), read(A), on the real store
+        if kwargs["Key"].endswith("/meta.json") and not getattr(second_commits_first, "done", False):
+            second_commits_first.done = True
+            with second.staging("train", "abc") as staging_b:
+                write_artifact(staging_b, model=b"weights-b")
+        return put_object(**kwargs)
+
+    monkeypatch.setattr(first.client, "put_object", second_commits_first)
     with first.staging("train", "abc") as staging_a:
         write_artifact(staging_a, model=b"weights-a")
-        with second.staging("train", "abc") as staging_b:  # no luigid: both compute the same step
-            write_artifact(staging_b, model=b"weights-b")
-    assert "already in place" in caplog.text
-    keys = bucket_keys(swift, s3_root)
-    assert len(keys) == 3, keys
-    assert first.verify("train", "abc") == [] and first.status("train", "abc").finished
+    assert deleted == [], "a commit deleted objects another host may be reading"
+    monkeypatch.undo()
+    assert first.status("train", "abc").finished and first.verify("train", "abc") == []
+    assert (second.fetch("train", "abc") / "model.keras").read_bytes() == b"weights-a"  # Swift: the last one wins
+    assert len(bucket_keys(swift, s3_root)) == 4, "both writers' model.keras, the shared events, meta.json"
+    (loser,) = first.garbage(["train"], older_than_s=3600 * 24) or [None]
+    assert loser is None, "gc would remove a young object"
+    (loser,) = first.garbage(["train"], older_than_s=0)
+    assert loser.reason == "not listed by its meta.json"
+    first.collect([loser])
+    assert len(bucket_keys(swift, s3_root)) == 3 and first.verify("train", "abc") == []
 
 
 @pytest.mark.parametrize("damage, reason", [
@@ -76,23 +93,24 @@ def test_an_attempt_missing_a_file_or_with_a_short_one_is_not_finished(swift, s3
     store = store_at(swift, s3_root, tmp_path / "cache")
     with store.staging("train", "abc") as staging:
         write_artifact(staging)
-    attempt = store.read_meta("train", "abc")["attempt"]
+    checksums = store.read_meta("train", "abc")["checksums"]
     if damage == "delete":
-        store.client.delete_object(Bucket=store.bucket, Key=f"outputs/train/abc/{attempt}/tensorboard/events")
+        store.client.delete_object(Bucket=store.bucket, Key=data_key(checksums, "tensorboard/events"))
     else:
-        store.client.put_object(Bucket=store.bucket, Key=f"outputs/train/abc/{attempt}/model.keras", Body=b"abc")
+        store.client.put_object(Bucket=store.bucket, Key=data_key(checksums, "model.keras"), Body=b"abc")
     status = store.status("train", "abc")
     assert not status.finished and status.problem == reason
-    store.discard_unfinished("train", "abc")
-    assert bucket_keys(swift, s3_root) == {}
+    with store.staging("train", "abc") as staging:  # the next run's commit replaces it, deleting nothing
+        write_artifact(staging)
+    assert store.status("train", "abc").finished and store.verify("train", "abc") == []
 
 
 def test_fetch_refuses_an_object_whose_bytes_changed(swift, s3_root, tmp_path):
     store = store_at(swift, s3_root, tmp_path / "cache")
     with store.staging("train", "abc") as staging:
         write_artifact(staging)
-    attempt = store.read_meta("train", "abc")["attempt"]
-    store.client.put_object(Bucket=store.bucket, Key=f"outputs/train/abc/{attempt}/model.keras", Body=b"WEIGHTS")
+    checksums = store.read_meta("train", "abc")["checksums"]
+    store.client.put_object(Bucket=store.bucket, Key=data_key(checksums, "model.keras"), Body=b"WEIGHTS")
     with pytest.raises(StoreError, match="does not match the sha256"):
         store.fetch("train", "abc")
     assert not (tmp_path / "cache" / "s3" / store.bucket / "outputs" / "artifacts" / "train" / "abc").exists()
@@ -106,16 +124,21 @@ def test_work_directories_travel_between_hosts(swift, s3_root, tmp_path):
     (work / "ckpt-epoch-0001").mkdir(parents=True)
     (work / "ckpt-epoch-0001" / "state.data").write_bytes(b"state")
     (work / "ckpt-epoch-0001" / "state.json").write_text('{"epoch": 1}')
-    host_a.push_work("train", "abc", last=lambda name: name.endswith("state.json"))
-
     def newest(names):
         return max((int(name[11:15]) for name in names if name.endswith("/state.json")), default=-1)
+
+    host_a.push_work("train", "abc", newest)
 
     assert host_b.pull_work("train", "abc", newest)
     assert (host_b.work_dir("train", "abc") / "ckpt-epoch-0001" / "state.data").read_bytes() == b"state"
     assert not host_b.pull_work("train", "abc", newest), "an up-to-date work directory was fetched again"
     host_a.drop_work("train", "abc")
-    assert bucket_keys(swift, s3_root) == {} and not work.exists()
+    assert bucket_keys(swift, s3_root) != {}, "the work of an unfinished training was deleted"
+    with host_a.staging("train", "abc") as staging:
+        write_artifact(staging)
+    host_a.drop_work("train", "abc")
+    assert not any(key.startswith("train/abc.incomplete/") for key in bucket_keys(swift, s3_root))
+    assert not work.exists()
 
 
 def test_unreachable_endpoint_wrong_credentials_and_missing_bucket_are_explained(swift, s3_root, tmp_path):
@@ -137,16 +160,23 @@ def test_unreachable_endpoint_wrong_credentials_and_missing_bucket_are_explained
     assert issubclass(StoreError, PipelineError)
 
 
-def test_an_old_uncommitted_attempt_is_reported_then_removed_and_a_young_one_is_left_alone(swift, s3_root, tmp_path):
+def test_an_artifact_of_the_attempt_layout_is_still_read_and_its_uncommitted_attempts_are_garbage(swift, s3_root,
+                                                                                                 tmp_path):
     store = store_at(swift, s3_root, tmp_path / "cache")
-    old, young = "20260101T000000Z-deadhost-1-abcdef", "29991231T235959Z-busyhost-2-abcdef"
-    for attempt in (old, young):
-        store.client.put_object(Bucket=store.bucket, Key=f"outputs/train/abc/{attempt}/model.keras", Body=b"half")
-    with store.staging("train", "abc") as staging:
-        write_artifact(staging)
-    assert not any(old in key for key in bucket_keys(swift, s3_root)), "a dead writer's attempt stayed"
-    assert any(young in key for key in bucket_keys(swift, s3_root)), "a writer that may be at work lost its files"
-    assert store.verify("train", "abc") == []
-    store.client.put_object(Bucket=store.bucket, Key=f"outputs/train/abc/{old}/model.keras", Body=b"half")
-    (problem,) = store.verify("train", "abc")
-    assert f"train/abc/{old}/: an attempt that was not committed" in problem
+    local = tmp_path / "made"
+    local.mkdir()
+    write_artifact(local)
+    meta = json.loads((local / "meta.json").read_text())
+    committed, dead = "20260101T000000Z-host-1-abcdef", "20260101T000001Z-deadhost-2-abcdef"
+    for relative in meta["checksums"]:
+        store.client.put_object(Bucket=store.bucket, Key=f"outputs/train/abc/{committed}/{relative}",
+                                Body=(local / relative).read_bytes())
+    store.client.put_object(Bucket=store.bucket, Key=f"outputs/train/abc/{dead}/model.keras", Body=b"half")
+    store.client.put_object(Bucket=store.bucket, Key="outputs/train/abc/meta.json",
+                            Body=json.dumps({**meta, "attempt": committed}).encode())
+    assert store.status("train", "abc").finished and store.verify("train", "abc") == []
+    assert (store.fetch("train", "abc") / "model.keras").read_bytes() == b"weights"
+    (garbage,) = store.garbage(["train"], older_than_s=0)
+    assert garbage.location.endswith(f"train/abc/{dead}/model.keras")
+    store.collect([garbage])
+    assert store.status("train", "abc").finished and store.garbage(["train"], older_than_s=0) == []
