@@ -22,7 +22,8 @@ FAST_MARKERS := not slow and not container and not s3 and not mlflow and not rea
 FAST_PACKAGES := g++
 
 # The MLflow tracking server: its own environment (it needs SQLAlchemy 2, luigid 1.4), its
-# SQLite database and artifacts under the outputs directory. MLFLOW_HOST=0.0.0.0 serves other hosts.
+# SQLite database and artifacts under the outputs directory. It has no authentication: serve other
+# hosts only behind one (docs/tracking.md, "A server other hosts reach"), not with MLFLOW_HOST=0.0.0.0.
 # MLflow's job runner (GenAI judges, online scoring, trace archival) stays off unless
 # MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true: runs and models do not use it, and it starts eight
 # more processes that take about 25 s of CPU in the server's first minute.

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline.errors import PipelineError
+from pipeline.redact import redact_argv
 
 log = logging.getLogger(__name__)
 
@@ -324,7 +325,7 @@ def write_meta(directory: Path, step: str, identity: str, params: dict, upstream
         "upstream": upstream,
         "versions": package_versions(),
         "host": socket.gethostname(),
-        "command": sys.argv,
+        "command": redact_argv(sys.argv),
         **clock.as_dict(),
         **(extra or {}),
         "checksums": file_checksums(directory),

@@ -25,6 +25,7 @@ from luigi.cmdline_parser import CmdlineParser
 
 from pipeline.artifacts import read_json
 from pipeline.locks import LockHeld, exclusive_lock
+from pipeline.redact import redact_argv
 from pipeline.runlog import append_log_file
 from tasks.base import ArtifactTask
 from tasks.config import artifact_store
@@ -135,14 +136,14 @@ def _run_locked(store, argv: list[str]) -> int:
     recorder = RunRecorder(events / f".{name}.events.jsonl")
     recorder.install()
     clock = time.monotonic()
-    logging.getLogger("tasks").info("Scheduled run started: %s", " ".join(argv))
+    logging.getLogger("tasks").info("Scheduled run started: %s", " ".join(redact_argv(argv)))
     try:
         luigi.retcodes.run_with_retcodes(["--module", "tasks", *argv])
         code = 0
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1
     summary = {
-        "argv": argv,
+        "argv": redact_argv(argv),
         "started": started.isoformat(timespec="seconds"),
         "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "duration_s": round(time.monotonic() - clock, 3),

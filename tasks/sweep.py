@@ -97,10 +97,12 @@ class Sweep(ArtifactTask):
 
     def _group_in_mlflow(self, staging, best_test_error: float) -> str:
         from pipeline.tracking.runs import group_sweep
+        from pipeline.tracking.server import connection_uri
 
         tracked = [read_json(target.fetch() / "tracking.json") for target in self.input().values()]
         first = tracked[0]
-        parent = group_sweep(first["tracking_uri"], first["experiment"], self.artifact_id,
+        parent = group_sweep(connection_uri(first["tracking_uri"], next(iter(self.requires().values())).tracking_uri),
+                             first["experiment"], self.artifact_id,
                              [record["run_id"] for record in tracked], {"grid": json.dumps(self.plain_grid())},
                              best_test_error, {"results.md": Path(staging) / "results.md"})
         print(f"MLflow: the sweep's {len(tracked)} runs are under parent run {parent} "

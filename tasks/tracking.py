@@ -47,8 +47,12 @@ class Track(ArtifactTask):
 
     step = "track"
     experiment = luigi.Parameter(default="", description="MLflow experiment (default: lenet-<dataset>)")
+    # Private and not significant: a URI may carry credentials, which must not reach luigid, logs or
+    # the task id; the artifact's identity holds the URI without them (identity_params).
     tracking_uri = luigi.Parameter(
-        default="", description="MLflow tracking server (default: $MLFLOW_TRACKING_URI)")
+        default="", significant=False, visibility=luigi.parameter.ParameterVisibility.PRIVATE,
+        description="MLflow tracking server (default: $MLFLOW_TRACKING_URI); put credentials in "
+                    "MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN")
     report = luigi.BoolParameter(
         default=False, description="make the Report first and log it (without: logged when finished already)")
 
@@ -58,10 +62,12 @@ class Track(ArtifactTask):
         require_client()  # before anything is trained for it
 
     def identity_params(self):
+        from pipeline.redact import public_url
         from pipeline.tracking.server import tracking_uri
 
-        # Another server or experiment is another place the run must be logged.
-        return {"tracking_uri": tracking_uri(self.tracking_uri), "experiment": self.experiment or default_name(),
+        # Another server or experiment is another place the run must be logged; credentials are not.
+        return {"tracking_uri": public_url(tracking_uri(self.tracking_uri)),
+                "experiment": self.experiment or default_name(),
                 "report": self.report}
 
     def requires(self):
@@ -101,10 +107,11 @@ class Track(ArtifactTask):
     def produce(self, staging):
         from pipeline.tensorflow_runtime import import_tensorflow
         from pipeline.tracking.runs import track
+        from pipeline.tracking.server import tracking_uri
         import_tensorflow()
         record = self.run_record()
         self.set_status_message(f"logging to MLflow experiment {record.experiment!r}")
-        tracked = track(self.identity["tracking_uri"], record)
+        tracked = track(tracking_uri(self.tracking_uri), record)
         tracked["test_error"] = record.metrics["test_error"]
         tracked["evaluate_id"] = record.evaluate_id
         write_json(Path(staging) / "tracking.json", tracked)
@@ -149,12 +156,14 @@ class Promote(ArtifactTask):
 
     def produce(self, staging):
         from pipeline.tracking.registry import promote
+        from pipeline.tracking.server import connection_uri
 
         tracked = read_json(self.input().fetch() / "tracking.json")
         self.set_status_message(f"registering {self.identity['model_name']}")
         lock_name = re.sub(r"[^\w.-]", "_", f"registry-{self.identity['model_name']}")
         with self.store.lock("promote", lock_name):
-            decision = promote(tracked["tracking_uri"], self.identity["model_name"], tracked,
+            decision = promote(connection_uri(tracked["tracking_uri"], self.requires().tracking_uri),
+                               self.identity["model_name"], tracked,
                                tracked["test_error"], tracked["evaluate_id"], self.max_test_error)
         write_json(Path(staging) / "decision.json", decision)
         return {"promoted": decision["promoted"], "version": decision["version"]}

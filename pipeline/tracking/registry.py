@@ -5,6 +5,7 @@ the threshold and lower than the current champion's. The alias never moves to a 
 higher or equal test error, so rerunning an old run's promotion cannot undo a better one.
 """
 
+from pipeline.redact import public_url
 from pipeline.tracking.runs import EVALUATE_TAG
 from pipeline.tracking.server import client, said_plainly
 
@@ -85,4 +86,4 @@ def promote(uri: str, model_name: str, run: dict, test_error: float, evaluate_id
         summary = f"No {CHAMPION} for {model_name}: version {version} not promoted, {reason}"
     return {"model_name": model_name, "version": version, "test_error": test_error,
             "max_test_error": max_test_error, "promoted": promoted, "reason": reason, "summary": summary,
-            "champion_before": before, "champion_after": after, "tracking_uri": uri}
+            "champion_before": before, "champion_after": after, "tracking_uri": public_url(uri)}

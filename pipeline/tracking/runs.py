@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline.errors import TrackingError
+from pipeline.redact import public_url
 from pipeline.tracking.server import client, import_mlflow, said_plainly
 
 log = logging.getLogger(__name__)
@@ -194,9 +195,10 @@ def track(uri: str, record: RunRecord) -> dict:
         else:
             run_id, reused = log_new_run(uri, mlflow_client, experiment, record), False
         run = mlflow_client.get_run(run_id)
-    return {"tracking_uri": uri, "experiment": record.experiment, "experiment_id": experiment,
+    public = public_url(uri)
+    return {"tracking_uri": public, "experiment": record.experiment, "experiment_id": experiment,
             "run_id": run_id, "model_uri": run.data.tags[MODEL_URI_TAG], "reused": reused,
-            "run_url": f"{uri}/#/experiments/{experiment}/runs/{run_id}" if uri.startswith("http") else ""}
+            "run_url": f"{public}/#/experiments/{experiment}/runs/{run_id}" if uri.startswith("http") else ""}
 
 
 SWEEP_TAG = "lenet.sweep_id"

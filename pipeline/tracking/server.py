@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 
 from pipeline.errors import TrackingError
+from pipeline.redact import public_url, redact_text, url_credentials
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,43 @@ def import_mlflow():
 
 
 def tracking_uri(configured: str = "") -> str:
-    """Return the tracking URI: ``configured`` ([Track] tracking_uri), else $MLFLOW_TRACKING_URI."""
+    """Return the tracking URI: ``configured`` ([Track] tracking_uri), else $MLFLOW_TRACKING_URI.
+
+    It may carry credentials (``http://user:password@host``): record only ``public_url`` of it.
+    """
     uri = configured or os.environ.get(URI_VARIABLE, "")
     if not uri:
         raise TrackingError(f"No MLflow tracking server is configured: set {URI_VARIABLE} (e.g. "
                             "http://127.0.0.1:5000, which `make mlflow` serves) or [Track] tracking_uri "
                             "in luigi.cfg, then run again.")
     return uri.rstrip("/")
+
+
+def connection_uri(recorded: str, configured: str = "") -> str:
+    """Return the URI to connect to the server a record names (without credentials).
+
+    The configured URI, credentials included, when it is that server; else the recorded one, for
+    which MLflow reads MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN itself.
+    """
+    try:
+        full = tracking_uri(configured)
+    except TrackingError:
+        return recorded
+    return full if public_url(full) == recorded else recorded
+
+
+def _auth_header(uri: str) -> dict:
+    """Return the Authorization header MLflow's client would send to ``uri`` (user info, or its variables)."""
+    import base64
+
+    credentials = url_credentials(uri)
+    if credentials is None and os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        credentials = os.environ["MLFLOW_TRACKING_USERNAME"], os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
+    if credentials:
+        return {"Authorization": "Basic " + base64.b64encode(":".join(credentials).encode()).decode()}
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        return {"Authorization": f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"}
+    return {}
 
 
 def check_server(uri: str, pauses_s: tuple[float, ...] = HEALTH_RETRY_PAUSES_S) -> None:
@@ -66,7 +97,8 @@ def check_server(uri: str, pauses_s: tuple[float, ...] = HEALTH_RETRY_PAUSES_S) 
         if reason is None:
             return
         if pause is not None:
-            log.warning("The MLflow server %s did not answer (%s); asking again in %s s", uri, reason, pause)
+            log.warning("The MLflow server %s did not answer (%s); asking again in %s s", public_url(uri), reason,
+                        pause)
             time.sleep(pause)
     raise TrackingError(unreachable_message(uri, reason))
 
@@ -74,19 +106,20 @@ def check_server(uri: str, pauses_s: tuple[float, ...] = HEALTH_RETRY_PAUSES_S) 
 def health_failure(uri: str) -> str | None:
     """Return why the server at ``uri`` did not answer ``/health`` once, or None when it did."""
     try:
-        with urllib.request.urlopen(f"{uri}/health", timeout=HEALTH_TIMEOUT_S):
+        request = urllib.request.Request(f"{public_url(uri)}/health", headers=_auth_header(uri))
+        with urllib.request.urlopen(request, timeout=HEALTH_TIMEOUT_S):
             return None
     except urllib.error.HTTPError as error:
         if error.code < 500:
             return None  # it answers: a proxy or an auth layer in front may refuse /health itself
         return f"HTTP {error.code}"
     except (OSError, ValueError) as error:
-        return str(getattr(error, "reason", error))
+        return redact_text(str(getattr(error, "reason", error)))
 
 
 def unreachable_message(uri: str, reason: str) -> str:
     """Return the one-line message for a tracking server that does not answer."""
-    return (f"The MLflow tracking server {uri} ({URI_VARIABLE}) does not answer ({reason}). Start it "
+    return (f"The MLflow tracking server {public_url(uri)} ({URI_VARIABLE}) does not answer ({reason}). Start it "
             f"(`make mlflow` serves one on 127.0.0.1:5000) or point {URI_VARIABLE} at a running server, "
             "then run again: the evaluated artifacts are kept, and what was not logged is logged then.")
 
@@ -102,12 +135,12 @@ def said_plainly(uri: str, doing: str):
     except TrackingError:
         raise
     except RequestException as error:
-        raise TrackingError(unreachable_message(uri, f"{type(error).__name__} while {doing}")) from error
+        raise TrackingError(unreachable_message(uri, f"{type(error).__name__} while {doing}")) from None
     except MlflowException as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        message = redact_text(str(error).splitlines()[0]) if str(error) else type(error).__name__
         if "Max retries exceeded" in message or "Connection" in message:
-            raise TrackingError(unreachable_message(uri, f"lost while {doing}")) from error
-        raise TrackingError(f"MLflow at {uri} refused {doing}: {message}") from error
+            raise TrackingError(unreachable_message(uri, f"lost while {doing}")) from None
+        raise TrackingError(f"MLflow at {public_url(uri)} refused {doing}: {message}") from None
 
 
 def client(uri: str):
