@@ -335,7 +335,11 @@ def object_store(swift_image):
         engine_run("network", "rm", network)
 
 
-def test_a_worker_container_killed_mid_training_is_resumed_by_another_from_the_bucket(image, object_store, tmp_path):
+@pytest.mark.parametrize("damaged", [False, True], ids=["whole", "newest-checkpoint-damaged"])
+def test_a_worker_container_killed_mid_training_is_resumed_by_another_from_the_bucket(image, object_store, tmp_path,
+                                                                                      damaged):
+    """Killed after its second checkpoint; with ``damaged``, one file of the newest is deleted from the bucket
+    first, and the new host warns and resumes from the checkpoint before it."""
     from conftest import make_pattern_files
 
     data = make_pattern_files(tmp_path / "idx", train_count=9000, test_count=200)
@@ -354,21 +358,32 @@ def test_a_worker_container_killed_mid_training_is_resumed_by_another_from_the_b
     def keys() -> list[str]:
         return [item["Key"] for item in client.list_objects_v2(Bucket="lenet", Prefix="outputs/").get("Contents", [])]
 
+    def manifests() -> list[str]:
+        return sorted(key for key in keys() if ".incomplete/manifests/" in key)
+
     first = f"lenet-worker-a-{uuid.uuid4().hex[:6]}"
     assert worker(first, detach=True).returncode == 0
     try:
         deadline = time.monotonic() + 600
-        while not any(key.endswith(".incomplete/ckpt-epoch-0001/state.json") for key in keys()):
+        while len(manifests()) < 2:
             assert time.monotonic() < deadline, engine_run("logs", first).stderr[-3000:]
             time.sleep(0.5)
         assert engine_run("kill", first).returncode == 0
     finally:
         engine_run("rm", "-f", first)
     assert not any(key.startswith("outputs/train/") and key.endswith("/meta.json") for key in keys())
+    newest = manifests()[-1]
+    done = int(newest.rsplit("/", 1)[1].removesuffix(".json"))
+    if damaged:
+        files = json.loads(client.get_object(Bucket="lenet", Key=newest)["Body"].read())["files"]
+        state = next(entry for name, entry in files.items() if name.endswith(".index"))
+        client.delete_object(Bucket="lenet", Key=newest.split("manifests/")[0] + f"data/{state['sha256']}")
     second = worker(f"lenet-worker-b-{uuid.uuid4().hex[:6]}", detach=False)
     assert second.returncode == 0, output_of(second)[-5000:]
     assert "Fetched the work in progress of s3://lenet/outputs/train/" in output_of(second)
-    assert "Resuming training from " in output_of(second) and " of 4 done)" in output_of(second)
+    resumed_at = done - 1 if damaged else done
+    assert f" (epoch {resumed_at} of 4 done)" in output_of(second), output_of(second)[-5000:]
+    assert ("Skipped 1 checkpoint(s) in the bucket that do not check out" in output_of(second)) == damaged
     assert not any(".incomplete/" in key for key in keys())
 
 

@@ -42,7 +42,11 @@ def test_every_command_works_on_an_s3_root_and_hosts_share_its_artifacts(swift, 
     keys = bucket_keys(swift, s3_root)
     assert {key.split("/")[0] for key in keys} == {"download", "extract", "split", "train", "evaluate"}
     assert not any(".incomplete/" in key for key in keys), "Train's checkpoints outlived the training"
-    assert any(key.startswith("train/") and "/tensorboard/events.out.tfevents." in key for key in keys)
+    (train_meta,) = [key for key in keys if key.startswith("train/") and key.endswith("/meta.json")]
+    recorded = json.loads(swift.client().get_object(Bucket=s3_root[5:].split("/")[0],
+                                                    Key=f"outputs/{train_meta}")["Body"].read())["checksums"]
+    events = [entry for name, entry in recorded.items() if name.startswith("tensorboard/events.out.tfevents.")]
+    assert events and all(f"{train_meta[:-len('meta.json')]}data/{entry['sha256']}" in keys for entry in events)
 
     again = luigi_run("Evaluate", *flags, env={**host_b, "PYTHONPROFILEIMPORTTIME": "1"})
     assert again.returncode == 0 and "Did not run any tasks" in output_of(again), output_of(again)

@@ -141,6 +141,10 @@ def _manifest_body(data) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
 
 
+class ObjectVanished(StoreError):
+    """An object a manifest names was not there when it was downloaded."""
+
+
 class _Unusable(Exception):
     """A checkpoint in the bucket that does not check out (a file missing, short or altered)."""
 
@@ -452,7 +456,7 @@ class S3Store(ArtifactLocks):
                 self.client.download_file(self.bucket, key, str(path), Config=self._transfer)
         except ClientError as error:
             if self._is_missing(error):
-                raise StoreError(f"{self._key_uri(key)} disappeared while it was being fetched (removed by "
+                raise ObjectVanished(f"{self._key_uri(key)} disappeared while it was being fetched (removed by "
                                  "lenet-pipeline remove or gc, or replaced by another run's commit): run again; "
                                  "if it recurs, run lenet-pipeline verify.") from error
             raise
@@ -644,19 +648,13 @@ class S3Store(ArtifactLocks):
 
     def _download_checked(self, prefix: str, files: dict, staging: Path) -> None:
         """Download the files a checkpoint manifest lists into ``staging``; raise _Unusable if one does not check out."""
-        from botocore.exceptions import ClientError
-
         for relative, entry in sorted(files.items()):
             key = f"{prefix}{DATA_DIR}/{entry['sha256']}"
             path = staging / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                with self._explained():
-                    self.client.download_file(self.bucket, key, str(path), Config=self._transfer)
-            except ClientError as error:
-                if self._is_missing(error):
-                    raise _Unusable(f"{self._key_uri(key)} ({relative}) is missing") from None
-                raise
+                self._download(key, path)
+            except ObjectVanished:
+                raise _Unusable(f"{self._key_uri(key)} ({relative}) is missing") from None
             if path.stat().st_size != entry["bytes"] or sha256_of(path) != entry["sha256"]:
                 raise _Unusable(f"{self._key_uri(key)} ({relative}) does not match its manifest")
 
