@@ -63,7 +63,7 @@ def test_gc_removes_only_old_garbage_and_verify_reports_it_without_failing(tmp_p
 
     verified = lenet_pipeline("verify", "--paths-outputs", str(outputs))
     assert verified.returncode == 0, output_of(verified)
-    assert "garbage (information, not a problem): 5 items" in verified.stdout  # the young one too
+    assert "garbage (information, not a problem): 4 items" in verified.stdout  # the young one too, no lock file
 
     dry = lenet_pipeline("gc", "--paths-outputs", str(outputs), "--dry-run")
     assert dry.returncode == 0, output_of(dry)
@@ -95,3 +95,10 @@ def test_gc_leaves_the_files_of_an_artifact_whose_lock_is_held_and_younger_garba
 def test_gc_rejects_a_malformed_duration(tmp_path):
     result = lenet_pipeline("gc", "--paths-outputs", str(tmp_path), "--older-than", "soon")
     assert result.returncode == 2 and "'soon' is not a duration" in result.stderr
+
+
+def test_verify_and_gc_leave_a_missing_root_alone(tmp_path):
+    for command in (["verify"], ["gc", "--dry-run"]):
+        result = lenet_pipeline(*command, "--paths-outputs", str(tmp_path / "nowhere"))
+        assert result.returncode == 0, output_of(result)
+    assert not (tmp_path / "nowhere").exists()

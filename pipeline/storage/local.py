@@ -136,6 +136,8 @@ class LocalStore(ArtifactLocks):
         training's work directory, while the artifact's lock is free; lock files nobody holds.
         An unfinished training's checkpoints stay: a rerun resumes from them.
         """
+        if not self.root.is_dir():
+            return []
         cutoff = self.store_time() - older_than_s
         found = []
         for step in steps:
