@@ -156,7 +156,7 @@ def test_a_training_killed_on_one_host_resumes_on_another_from_the_bucket(swift,
     first = subprocess.Popen(luigi_command("Evaluate", *flags), cwd=REPO_ROOT, env=s3_env(swift, tmp_path / "a"),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
-    while not any(key.endswith(".incomplete/ckpt-epoch-0001/state.json") for key in bucket_keys(swift, s3_root)):
+    while not any(".incomplete/manifests/" in key for key in bucket_keys(swift, s3_root)):
         assert first.poll() is None and time.monotonic() < deadline, "no checkpoint reached the bucket"
         time.sleep(0.2)
     os.killpg(first.pid, signal.SIGKILL)
@@ -167,9 +167,11 @@ def test_a_training_killed_on_one_host_resumes_on_another_from_the_bucket(swift,
     assert second.returncode == 0, output_of(second)
     assert f"Fetched the work in progress of {s3_root}/train/" in output_of(second)
     assert "Resuming training from " in output_of(second) and " of 3 done)" in output_of(second)
-    history_key = next(key for key in bucket_keys(swift, s3_root) if key.endswith("/history.json"))
     bucket = s3_root[len("s3://"):].split("/")[0]
-    history = json.loads(swift.client().get_object(Bucket=bucket, Key=f"outputs/{history_key}")["Body"].read())
+    (train_meta,) = [key for key in bucket_keys(swift, s3_root) if key.startswith("train/") and key.endswith("/meta.json")]
+    recorded = json.loads(swift.client().get_object(Bucket=bucket, Key=f"outputs/{train_meta}")["Body"].read())
+    history_key = f"outputs/{train_meta[:-len('meta.json')]}data/{recorded['checksums']['history.json']['sha256']}"
+    history = json.loads(swift.client().get_object(Bucket=bucket, Key=history_key)["Body"].read())
     assert [record["epoch"] for record in history] == [1, 2, 3]
     assert not any(".incomplete/" in key for key in bucket_keys(swift, s3_root))
 
@@ -216,7 +218,8 @@ def test_leftovers_of_other_hosts_go_and_no_lock_is_held_after_the_runs(tmp_path
     assert not any(path.exists() for path in leftovers), "another host's staging leftovers stayed"
     assert [lock_holder(path) for path in outputs.rglob("*.lock")] == [None] * len(list(outputs.rglob("*.lock")))
     collected = lenet_pipeline("gc", "--paths-outputs", str(outputs), "--older-than", "0", env=cli_env())
-    assert collected.returncode == 0 and list(outputs.rglob("*.lock")) == [], output_of(collected)
+    # The artifacts' idle locks go; a scheduled job's lock (locks/scheduled-run-*.lock) stays for its next run.
+    assert collected.returncode == 0 and list(outputs.glob("*/.*.lock")) == [], output_of(collected)
 
 
 @pytest.mark.slow
