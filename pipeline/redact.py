@@ -8,7 +8,7 @@ file outside the repository.
 """
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 REDACTED = "***"
 # user:password@ (or token@) right after a URL's scheme.
@@ -30,8 +30,6 @@ def url_credentials(url: str) -> tuple[str, str] | None:
     parts = urlsplit(url)
     if parts.username is None:
         return None
-    from urllib.parse import unquote
-
     return unquote(parts.username), unquote(parts.password or "")
 
 

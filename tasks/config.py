@@ -44,17 +44,10 @@ def s3_client():
     """
     from luigi.contrib.s3 import S3Client
 
-    from pipeline.storage.s3 import StoreError, check_endpoint, client_config, prepare_client
+    from pipeline.storage.s3 import checked_client, client_config
 
-    configured = luigi.configuration.get_config().get("s3", "endpoint_url", None)
-    check_endpoint(configured, "[s3] endpoint_url")
-    if not configured:
-        check_endpoint(os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"), "AWS_ENDPOINT_URL")
-    try:
-        return prepare_client(S3Client(config=client_config()).s3.meta.client)
-    except ValueError as error:
-        raise StoreError(f"Cannot make an S3 client: {error}. Check AWS_ENDPOINT_URL and AWS_DEFAULT_REGION "
-                         "(or [s3] endpoint_url and region_name).") from error
+    return checked_client(lambda: S3Client(config=client_config()).s3.meta.client,
+                          luigi.configuration.get_config().get("s3", "endpoint_url", None), "[s3] endpoint_url")
 
 
 @functools.cache

@@ -3,14 +3,15 @@
 import base64
 import http.client
 import http.server
-import threading
 from urllib.parse import urlsplit
+
+from conftest import BackgroundServer
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade", "host", "authorization"}
 
 
-class BasicAuthProxy:
+class BasicAuthProxy(BackgroundServer):
     """Forwards every request to ``upstream`` when it carries ``user``/``password``; 401 otherwise."""
 
     def __init__(self, upstream: str, user: str, password: str):
@@ -50,14 +51,4 @@ class BasicAuthProxy:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)

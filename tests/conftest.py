@@ -55,24 +55,16 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-class LoopbackServer:
-    """An HTTP server on 127.0.0.1 serving one directory, with counters for the tests."""
+class BackgroundServer:
+    """An HTTP server on a free port of 127.0.0.1, served from a thread between ``__enter__`` and ``__exit__``."""
 
-    def __init__(self, directory: Path, fail_first: int = 0):
-        handler = type("Handler", (_QuietHandler,), {"failures": {}, "fail_first": fail_first,
-                                                     "requests": []})
-        self.handler = handler
-        self.server = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", 0), functools.partial(handler, directory=str(directory)))
+    def __init__(self, handler):
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/"
-
-    @property
-    def requests(self) -> list:
-        return self.handler.requests
+    def port(self) -> int:
+        return self.server.server_address[1]
 
     def __enter__(self):
         self.thread.start()
@@ -81,6 +73,24 @@ class LoopbackServer:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+class LoopbackServer(BackgroundServer):
+    """An HTTP server on 127.0.0.1 serving one directory, with counters for the tests."""
+
+    def __init__(self, directory: Path, fail_first: int = 0):
+        handler = type("Handler", (_QuietHandler,), {"failures": {}, "fail_first": fail_first,
+                                                     "requests": []})
+        self.handler = handler
+        super().__init__(functools.partial(handler, directory=str(directory)))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def requests(self) -> list:
+        return self.handler.requests
 
 
 @pytest.fixture

@@ -153,8 +153,9 @@ class LocalStore(ArtifactLocks):
     def _garbage_item(self, step: str, path: Path, cutoff: float) -> Garbage | None:
         name = path.name
         if name.startswith(".") and name.endswith(".lock"):
-            idle = locks.lock_holder(path) is None and path.stat().st_mtime <= cutoff
-            return Garbage(str(path), path.stat().st_size, "a lock file nobody holds") if idle else None
+            stat = path.stat()
+            idle = stat.st_mtime <= cutoff and locks.lock_holder(path) is None
+            return Garbage(str(path), stat.st_size, "a lock file nobody holds") if idle else None
         identity = _artifact_of(name)
         if identity is None or self.holder(step, identity) is not None or _newest_mtime(path) > cutoff:
             return None

@@ -100,18 +100,29 @@ def check_endpoint(endpoint: str | None, setting: str) -> None:
                          "with its scheme, for example http://127.0.0.1:9000 or https://s3.example.com.")
 
 
+def checked_client(build: Callable[[], object], endpoint: str | None, setting: str):
+    """Return ``prepare_client(build())`` once ``endpoint`` (else AWS_ENDPOINT_URL) is checked; bad settings are StoreErrors.
+
+    ``setting`` names where ``endpoint`` came from, for the message.
+    """
+    if not endpoint:
+        endpoint, setting = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"), \
+            "AWS_ENDPOINT_URL"
+    check_endpoint(endpoint, setting)
+    try:
+        return prepare_client(build())
+    except ValueError as error:  # botocore's "Invalid endpoint", an unknown region name
+        raise StoreError(f"Cannot make an S3 client: {error}. Check AWS_ENDPOINT_URL and AWS_DEFAULT_REGION "
+                         "(or [s3] endpoint_url and region_name).") from error
+
+
 def make_client(options: dict | None = None):
     """Return a boto3 S3 client; ``options`` (endpoint_url, region_name, keys) else the AWS variables."""
     import boto3
 
     options = options or {}
-    check_endpoint(options.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL_S3")
-                   or os.environ.get("AWS_ENDPOINT_URL"), "endpoint_url or AWS_ENDPOINT_URL")
-    try:
-        return prepare_client(boto3.client("s3", config=client_config(), **options))
-    except ValueError as error:
-        raise StoreError(f"Cannot make an S3 client: {error}. Check AWS_ENDPOINT_URL and AWS_DEFAULT_REGION "
-                         "(or [s3] endpoint_url and region_name).") from error
+    return checked_client(lambda: boto3.client("s3", config=client_config(), **options),
+                          options.get("endpoint_url"), "endpoint_url")
 
 
 def transfer_config():
@@ -159,6 +170,7 @@ class S3Store(ArtifactLocks):
         self.cache = s3_cache_dir(self.root_uri, cache_dir)
         self._transfer = transfer_config()
         self._conditional_writes = True  # until the store answers that it has none
+        self._sent: set[tuple[str, str]] = set()  # (work prefix, sha256) this process has uploaded
 
     def __repr__(self):
         return f"S3Store({self.root_uri!r})"
@@ -243,16 +255,20 @@ class S3Store(ArtifactLocks):
     def _key_uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
+    def _pages(self, **kwargs):
+        """Yield every page of a ListObjectsV2 answer."""
+        token = None
+        while True:
+            page = self._call("list_objects_v2", Bucket=self.bucket, **kwargs,
+                              **({"ContinuationToken": token} if token else {}))
+            yield page
+            if not page.get("IsTruncated"):
+                return
+            token = page["NextContinuationToken"]
+
     def _list_objects(self, prefix: str) -> dict[str, dict]:
         """Return {key: listing entry (Size, LastModified)} of every object below ``prefix``."""
-        objects, token = {}, None
-        while True:
-            kwargs = {"Bucket": self.bucket, "Prefix": prefix, **({"ContinuationToken": token} if token else {})}
-            page = self._call("list_objects_v2", **kwargs)
-            objects.update({item["Key"]: item for item in page.get("Contents", [])})
-            if not page.get("IsTruncated"):
-                return objects
-            token = page["NextContinuationToken"]
+        return {item["Key"]: item for page in self._pages(Prefix=prefix) for item in page.get("Contents", [])}
 
     def _list(self, prefix: str) -> dict[str, int]:
         """Return {key: size} below ``prefix``."""
@@ -260,15 +276,9 @@ class S3Store(ArtifactLocks):
 
     def _subfolders(self, prefix: str) -> list[str]:
         """Return the names directly below ``prefix`` that hold objects (one level, every page)."""
-        names, token = [], None
-        while True:
-            kwargs = {"Bucket": self.bucket, "Prefix": prefix, "Delimiter": "/",
-                      **({"ContinuationToken": token} if token else {})}
-            page = self._call("list_objects_v2", **kwargs)
-            names += [item["Prefix"][len(prefix):].rstrip("/") for item in page.get("CommonPrefixes", [])]
-            if not page.get("IsTruncated"):
-                return sorted(name for name in names if name)
-            token = page["NextContinuationToken"]
+        names = [item["Prefix"][len(prefix):].rstrip("/") for page in self._pages(Prefix=prefix, Delimiter="/")
+                 for item in page.get("CommonPrefixes", [])]
+        return sorted(name for name in names if name)
 
     def _delete_keys(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):
@@ -500,8 +510,7 @@ class S3Store(ArtifactLocks):
             return [f"{label}: {META_FILE} names artifact {meta.get('artifact_id')!r} (remove it; a run remakes it)"]
         base = self._base(step, identity)
         present = self._present_sizes(base, meta)
-        keys = self._referenced(base, meta)
-        key_of = {relative: key for key, relative in keys.items()}
+        key_of = {relative: key for key, relative in self._referenced(base, meta).items()}
         return verify_files(label, meta.get("checksums"), present,
                             lambda relative: self._sha256_of_object(key_of[relative]))
 
@@ -597,12 +606,10 @@ class S3Store(ArtifactLocks):
         local_dir = self.work_dir(step, identity)
         checksums = file_checksums(local_dir)
         prefix = self._work_prefix(step, identity)
-        sent = getattr(self, "_sent", set())
-        self._sent = sent
         unsent = {relative: local_dir / relative for relative, entry in checksums.items()
-                  if (prefix, entry["sha256"]) not in sent}
+                  if (prefix, entry["sha256"]) not in self._sent}
         self._upload_hashed(unsent, f"{prefix}{DATA_DIR}/", checksums)
-        sent |= {(prefix, entry["sha256"]) for entry in checksums.values()}
+        self._sent |= {(prefix, entry["sha256"]) for entry in checksums.values()}
         number = newest(list(checksums))
         self._call("put_object", Bucket=self.bucket, Key=f"{prefix}{MANIFESTS_DIR}/{number:06d}.json",
                    Body=_manifest_body({"artifact_id": identity, "checkpoint": number, "files": checksums}),
@@ -622,13 +629,12 @@ class S3Store(ArtifactLocks):
         here = newest(local)
         skipped = []
         for key in self._manifest_keys(prefix):
-            manifest = self._get_json(key)
-            files = (manifest or {}).get("files")
-            if not isinstance(files, dict) or newest(list(files)) <= here:
-                if not isinstance(files, dict):
-                    skipped.append(f"{self._key_uri(key)} is unreadable")
-                    continue
-                break
+            files = (self._get_json(key) or {}).get("files")
+            if not isinstance(files, dict):
+                skipped.append(f"{self._key_uri(key)} is unreadable")
+                continue
+            if newest(list(files)) <= here:
+                break  # this host's own checkpoint is as new
             pulled = local_dir.parent / f"{local_dir.name}.pulled"
             try:
                 remove_leftovers(pulled)
