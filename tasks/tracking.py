@@ -70,6 +70,13 @@ class Track(ArtifactTask):
                 "experiment": self.experiment or default_name(),
                 "report": self.report}
 
+    @property
+    def resources(self):
+        # One Track per evaluation at a time on a shared luigid, with or without the report (two
+        # Track ids): both log into the same MLflow run. The lock in produce() covers one host
+        # without luigid.
+        return {f"mlflow_evaluation_{self.clone(Evaluate).artifact_id}": 1}
+
     def requires(self):
         evaluation = self.clone(Evaluate)
         required = {"evaluation": evaluation, "model": evaluation.requires()["model"]}
@@ -111,7 +118,8 @@ class Track(ArtifactTask):
         import_tensorflow()
         record = self.run_record()
         self.set_status_message(f"logging to MLflow experiment {record.experiment!r}")
-        tracked = track(tracking_uri(self.tracking_uri), record)
+        with self.store.lock("track", f"evaluation-{record.evaluate_id}"):
+            tracked = track(tracking_uri(self.tracking_uri), record)
         tracked["test_error"] = record.metrics["test_error"]
         tracked["evaluate_id"] = record.evaluate_id
         write_json(Path(staging) / "tracking.json", tracked)

@@ -307,3 +307,119 @@ def test_make_mlflow_serves_from_its_own_environment_with_sqlite_in_the_given_di
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+class Interleaved:
+    """An MlflowClient whose named calls run a hook once, before or after the real call: forces one interleaving."""
+
+    def __init__(self, inner, before: dict | None = None, after: dict | None = None):
+        self.inner, self.before, self.after = inner, dict(before or {}), dict(after or {})
+
+    def __getattr__(self, name):
+        real = getattr(self.inner, name)
+        if name not in self.before and name not in self.after:
+            return real
+
+        def call(*args, **kwargs):
+            if name in self.before:
+                self.before.pop(name)()
+            result = real(*args, **kwargs)
+            if name in self.after:
+                self.after.pop(name)()
+            return result
+
+        return call
+
+
+def promote_in_threads(monkeypatch, uri, clients: dict, calls: dict) -> dict:
+    """Run ``promote(*calls[name])`` in one thread per name, each with ``clients[name]``; return the decisions."""
+    import threading
+
+    from pipeline.tracking import registry
+
+    monkeypatch.setattr(registry, "client", lambda _: clients[threading.current_thread().name])
+    decisions, errors = {}, []
+
+    def run(name):
+        try:
+            decisions[name] = promote(uri, *calls[name])
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(name,), name=name) for name in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    return decisions
+
+
+def test_two_promotions_that_read_the_same_champion_end_with_the_better_one(mlflow_server, two_runs, experiment,
+                                                                           monkeypatch):
+    """Both read 'no champion', the better one sets the alias, then the worse one does: it must not stay there."""
+    import threading
+
+    better, worse = two_runs["records"]
+    model_name = f"{experiment}-race"
+    worse_read, better_set = threading.Event(), threading.Event()
+    clients = {
+        "worse": Interleaved(mlflow_server.client(), after={"get_model_version_by_alias": worse_read.set},
+                             before={"set_registered_model_alias": lambda: better_set.wait(60)}),
+        "better": Interleaved(mlflow_server.client(),
+                              before={"set_registered_model_alias": lambda: worse_read.wait(60)},
+                              after={"set_registered_model_alias": better_set.set}),
+    }
+    calls = {name: (model_name, record, record["test_error"], record["evaluate_id"], None)
+             for name, record in (("worse", worse), ("better", better))}
+    decisions = promote_in_threads(monkeypatch, mlflow_server.uri, clients, calls)
+    champion = mlflow_server.client().get_model_version_by_alias(model_name, CHAMPION)
+    assert champion.version == decisions["better"]["version"], "the alias moved backwards and stayed"
+    assert decisions["better"]["promoted"] and not decisions["worse"]["promoted"]
+    assert "meanwhile" in decisions["worse"]["reason"]
+
+
+def test_two_promotions_of_one_run_register_one_version(mlflow_server, two_runs, experiment, monkeypatch):
+    """Both search for the run's version, find none, and create one: one must remain."""
+    import threading
+
+    record = two_runs["records"][0]
+    model_name = f"{experiment}-once"
+    mlflow_server.client().create_registered_model(model_name)
+    both_searched = threading.Barrier(2, timeout=60)
+    clients = {name: Interleaved(mlflow_server.client(), after={"search_model_versions": both_searched.wait})
+               for name in ("first", "second")}
+    calls = {name: (model_name, record, record["test_error"], record["evaluate_id"], None) for name in clients}
+    decisions = promote_in_threads(monkeypatch, mlflow_server.uri, clients, calls)
+    versions = mlflow_server.client().search_model_versions(f"name = '{model_name}'")
+    assert len(versions) == 1, [version.version for version in versions]
+    assert decisions["first"]["version"] == decisions["second"]["version"] == str(versions[0].version)
+
+
+def test_track_with_and_without_the_report_at_once_logs_one_run_with_the_report(mlflow_server, two_runs):
+    record = two_runs["records"][1]
+    experiment = f"lenet-both-{uuid.uuid4().hex[:8]}"
+    flags = ["--Track-experiment", experiment, *train_flags(mlflow_server.client(), record)]
+    processes = [subprocess.Popen(
+        luigi_command(*command, "--local-scheduler", "--data-dataset", "custom", "--data-source",
+                      str(two_runs["source"]), "--paths-outputs", str(two_runs["outputs"]),
+                      "--SplitValidation-validation-size", "200", *flags),
+        cwd=REPO_ROOT, env=two_runs["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for command in (["Track", "--Track-report"], ["Track"])]
+    texts = [process.communicate(timeout=600)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], texts
+    (run,) = runs_of(mlflow_server, experiment)
+    report = {item.path for item in mlflow_server.client().list_artifacts(run.info.run_id, "report")}
+    assert "report/report.html" in report, "the run lacks the report one of the two Tracks logs"
+
+
+def test_track_with_the_report_adds_it_to_a_run_tracked_without(mlflow_server, two_runs, experiment):
+    record = two_runs["records"][0]  # tracked without a report by the fixture
+    client = mlflow_server.client()
+    assert not [item for item in client.list_artifacts(record["run_id"]) if item.path == "report"]
+    result = pipeline(two_runs["outputs"], two_runs["source"], "Track", "--Track-report", "--Track-experiment",
+                      experiment, *train_flags(client, record), env=two_runs["env"])
+    assert result.returncode == 0, output_of(result)
+    assert f"is tracked already as run {record['run_id']}" in result.stdout
+    report = {item.path for item in client.list_artifacts(record["run_id"], "report")}
+    assert {"report/report.html", "report/confusion_matrix.png"} <= report

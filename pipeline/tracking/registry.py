@@ -3,6 +3,13 @@
 As TFX's Evaluator and Pusher: a candidate becomes champion only when its test error is at most
 the threshold and lower than the current champion's. The alias never moves to a model with a
 higher or equal test error, so rerunning an old run's promotion cannot undo a better one.
+
+Promotions of one model are serialised by the tasks (a luigid resource, a lock), and converge
+even where two run at once (two hosts without luigid): a version that passes its bar is tagged
+eligible before any alias moves, and after moving it each promotion reads the alias again and
+moves it to the best eligible version until what it reads is that version. A run is registered
+once: a promotion that finds two versions of its run (both searched, both created) keeps the
+lowest-numbered one and deletes the other.
 """
 
 from pipeline.redact import public_url
@@ -11,6 +18,9 @@ from pipeline.tracking.server import client, said_plainly
 
 CHAMPION = "champion"
 TEST_ERROR_TAG = "test_error"
+ELIGIBLE_TAG = "lenet.eligible"
+# Rounds of read-the-alias-and-repair; each concurrent promotion needs at most one more.
+REPAIR_ROUNDS = 10
 
 
 def decide(test_error: float, max_test_error: float | None, version: str,
@@ -41,14 +51,48 @@ def _registered_model(mlflow_client, name: str) -> None:
 
 
 def _version_of_run(mlflow_client, name: str, run: dict, test_error: float, evaluate_id: str):
-    """Return this run's model version, registered once: a rerun finds the version it made."""
-    existing = mlflow_client.search_model_versions(f"name = '{name}' and run_id = '{run['run_id']}'")
-    if existing:
-        return min(existing, key=lambda version: int(version.version))
-    model_id = run["model_uri"].removeprefix("models:/")
-    return mlflow_client.create_model_version(
-        name, source=run["model_uri"], run_id=run["run_id"], model_id=model_id,
-        tags={TEST_ERROR_TAG: f"{test_error}", EVALUATE_TAG: evaluate_id})
+    """Return this run's model version, registered once: a rerun finds the version it made.
+
+    Searched again after creating it: if another promotion registered the run meanwhile, the
+    lowest-numbered version stays and the others are deleted (by whichever promotion sees them).
+    """
+    from mlflow.exceptions import MlflowException
+
+    query = f"name = '{name}' and run_id = '{run['run_id']}'"
+    if not mlflow_client.search_model_versions(query):
+        mlflow_client.create_model_version(
+            name, source=run["model_uri"], run_id=run["run_id"], model_id=run["model_uri"].removeprefix("models:/"),
+            tags={TEST_ERROR_TAG: f"{test_error}", EVALUATE_TAG: evaluate_id})
+    versions = sorted(mlflow_client.search_model_versions(query), key=lambda version: int(version.version))
+    for duplicate in versions[1:]:
+        try:
+            mlflow_client.delete_model_version(name, duplicate.version)
+        except MlflowException:  # deleted by the other promotion already
+            pass
+    return versions[0]
+
+
+def _best_eligible(mlflow_client, name: str, champion: dict | None) -> dict | None:
+    """Return the version with the lowest test error among those tagged eligible and the champion (ties: the champion)."""
+    candidates = [champion] if champion else []
+    for version in mlflow_client.search_model_versions(f"name = '{name}'"):
+        if version.tags.get(ELIGIBLE_TAG) == "true" and TEST_ERROR_TAG in version.tags:
+            candidates.append({"version": str(version.version), "test_error": float(version.tags[TEST_ERROR_TAG])})
+    if not candidates:
+        return None
+    return min(candidates, key=lambda candidate: (candidate["test_error"], candidate is not champion,
+                                                  int(candidate["version"])))
+
+
+def _converge(mlflow_client, name: str) -> dict | None:
+    """Move ``champion`` to the best eligible version, reading it again after each move; return the champion."""
+    for _ in range(REPAIR_ROUNDS):
+        current = _champion(mlflow_client, name)
+        best = _best_eligible(mlflow_client, name, current)
+        if best is None or (current and best["version"] == current["version"]):
+            return current
+        mlflow_client.set_registered_model_alias(name, CHAMPION, best["version"])
+    return _champion(mlflow_client, name)
 
 
 def _champion(mlflow_client, name: str) -> dict | None:
@@ -73,9 +117,14 @@ def promote(uri: str, model_name: str, run: dict, test_error: float, evaluate_id
         version = str(_version_of_run(mlflow_client, model_name, run, test_error, evaluate_id).version)
         before = _champion(mlflow_client, model_name)
         promoted, reason = decide(test_error, max_test_error, version, before)
+        if max_test_error is None or test_error <= max_test_error:
+            mlflow_client.set_model_version_tag(model_name, version, ELIGIBLE_TAG, "true")
         if promoted:
             mlflow_client.set_registered_model_alias(model_name, CHAMPION, version)
-        after = _champion(mlflow_client, model_name)
+        after = _converge(mlflow_client, model_name)
+        if promoted and (after is None or after["version"] != version):
+            promoted, reason = False, (f"another promotion made version {after['version']} "
+                                       f"({after['test_error']:.2f}%) {CHAMPION} meanwhile")
     if promoted:
         replaced = f", replacing version {before['version']} ({before['test_error']:.2f}%)" if before else ""
         summary = f"Promoted {model_name} version {version} to {CHAMPION}: {reason}{replaced}"

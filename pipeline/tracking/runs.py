@@ -2,7 +2,10 @@
 
 A run is finished when its status is FINISHED, which MLflow sets only as the last step of
 ``log_new_run`` (after the parameters, metrics, files and model). A run left RUNNING or FAILED by
-a process that died or lost the server is deleted and logged again; a finished one is reused.
+a process that died or lost the server is deleted and logged again; a finished one is reused, and
+files it lacks (a Report made after it was logged) are added to it. The tasks run one Track per
+evaluation at a time (a luigid resource, a lock); should two hosts without luigid both log one,
+the later run, seeing the older finished one after its own, deletes itself and adopts the older.
 """
 
 import dataclasses
@@ -132,6 +135,16 @@ def log_files(mlflow_client, run_id: str, files: dict[str, Path]) -> None:
         mlflow_client.log_artifact(run_id, str(local), os.path.dirname(artifact_path) or None)
 
 
+def log_missing_files(mlflow_client, run_id: str, files: dict[str, Path]) -> list[str]:
+    """Upload those of ``files`` that the run's artifacts lack; return their paths inside the run."""
+    present = set()
+    for folder in sorted({os.path.dirname(path) for path in files}):
+        present |= {item.path for item in mlflow_client.list_artifacts(run_id, folder or None)}
+    missing = {path: local for path, local in files.items() if path not in present}
+    log_files(mlflow_client, run_id, missing)
+    return sorted(missing)
+
+
 def finished_or_cleared(mlflow_client, runs: list, finished, label: str):
     """Return the oldest of ``runs`` that is ``finished`` (or None), after deleting the unfinished ones."""
     for run in runs:
@@ -191,9 +204,18 @@ def track(uri: str, record: RunRecord) -> dict:
         finished = finished_or_cleared(mlflow_client, runs, is_finished, f"evaluation {record.evaluate_id}")
         if finished:
             run_id, reused = finished.info.run_id, True
-            log.info("Evaluation %s is MLflow run %s already; nothing logged", record.evaluate_id, run_id)
+            added = log_missing_files(mlflow_client, run_id, record.files)
+            log.info("Evaluation %s is MLflow run %s already; %s", record.evaluate_id, run_id,
+                     f"added {', '.join(added)}" if added else "nothing logged")
         else:
             run_id, reused = log_new_run(uri, mlflow_client, experiment, record), False
+            oldest = next(run for run in runs_tagged(mlflow_client, experiment, EVALUATE_TAG, record.evaluate_id)
+                          if is_finished(run) or run.info.run_id == run_id)
+            if oldest.info.run_id != run_id:
+                log.info("Evaluation %s was logged as MLflow run %s meanwhile; deleting this run's duplicate %s",
+                         record.evaluate_id, oldest.info.run_id, run_id)
+                mlflow_client.delete_run(run_id)
+                run_id, reused = oldest.info.run_id, True
         run = mlflow_client.get_run(run_id)
     public = public_url(uri)
     return {"tracking_uri": public, "experiment": record.experiment, "experiment_id": experiment,
