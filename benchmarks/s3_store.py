@@ -12,7 +12,10 @@ In one run, interleaved:
 - committing a Train artifact (``S3Store.commit``: every file, ``meta.json`` last, the read-back)
   against plain boto3 ``upload_file`` of the same files, one after another;
 - fetching it into an empty cache (``S3Store.fetch``: every file, each checked against its sha256)
-  against plain boto3 ``download_file`` of the same files.
+  against plain boto3 ``download_file`` of the same files;
+- ``lenet-pipeline gc``'s work (``S3Store.garbage`` then ``collect``) on ``--gc-objects``
+  unreferenced objects beside the finished artifacts, against plain boto3 listing and deleting the
+  same number of keys under one prefix (``--gc-rounds`` rounds; the uploads are not timed).
 
 Ratios are baseline time / ours, so above 1 means ours is faster.
 """
@@ -41,6 +44,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--bucket", default=None, help="an existing bucket (default: a new one)")
+    parser.add_argument("--gc-objects", type=int, default=1000, help="unreferenced objects gc removes per round")
+    parser.add_argument("--gc-rounds", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
@@ -140,6 +145,40 @@ def measure(args, scratch: Path, env: dict) -> None:
     print(f"ratio s3 no-op / local no-op: {times['s3_noop'] / times['local_noop']:.2f}")
     print(f"upload, plain boto3 / ours: {times['plain_upload'] / times['ours_upload']:.2f}")
     print(f"download, plain boto3 / ours: {times['plain_download'] / times['ours_download']:.2f}")
+    measure_gc(store, client, bucket, train_id, args.gc_objects, args.gc_rounds)
+
+
+def measure_gc(store, client, bucket: str, train_id: str, count: int, rounds: int) -> None:
+    """Time gc of ``count`` unreferenced objects against plain boto3 list-and-delete of as many keys."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def put_many(prefix: str) -> None:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda index: client.put_object(Bucket=bucket, Key=f"{prefix}{index:064x}", Body=b"x"),
+                          range(count)))
+
+    def ours() -> float:
+        put_many(f"{store.prefix}train/{train_id}/data/")
+        started = time.monotonic()
+        removed = store.collect(store.garbage(["download", "extract", "split", "train", "evaluate"], 0))
+        elapsed = time.monotonic() - started
+        assert len(removed) == count, len(removed)
+        return elapsed
+
+    def plain() -> float:
+        prefix = f"plain-gc/{uuid.uuid4().hex[:8]}/"
+        put_many(prefix)
+        started = time.monotonic()
+        keys = [item["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                for item in page.get("Contents", [])]
+        for start in range(0, len(keys), 1000):
+            client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": key} for key in keys[start:start + 1000]],
+                                                         "Quiet": True})
+        return time.monotonic() - started
+
+    times = medians(interleaved({"plain_gc": plain, "ours_gc": ours}, rounds))
+    print(f"gc of {count} unreferenced objects: ours median {times['ours_gc']:.3f} s, plain boto3 list+delete "
+          f"{times['plain_gc']:.3f} s; plain / ours: {times['plain_gc'] / times['ours_gc']:.2f}")
 
 
 if __name__ == "__main__":

@@ -50,3 +50,37 @@ def test_credentials_reach_an_authenticated_server_and_no_record(mlflow_server, 
         assert PASSWORD not in json.dumps({**run.data.params, **run.data.tags})
     tracked = [json.loads(path.read_text()) for path in outputs.glob("track/*/tracking.json")]
     assert sorted(record["tracking_uri"] for record in tracked) == [plain, plain]
+
+
+@pytest.mark.s3
+def test_no_secret_in_the_bucket_the_cache_the_logs_or_mlflow_after_a_scheduled_run_on_s3(mlflow_server, swift,
+                                                                                          tmp_path):
+    """The acceptance grep: a distinctive AWS secret and a user:password@ tracking URI on the command line."""
+    import uuid
+
+    from conftest import cli_env
+    from swift_server import OPS_ACCESS_KEY, OPS_SECRET_KEY
+    from test_many_hosts import lenet_pipeline
+
+    client = swift.client(OPS_ACCESS_KEY, OPS_SECRET_KEY)
+    bucket = f"lenet-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    source = make_pattern_files(tmp_path / "idx")
+    env = {**cli_env(), **swift.environment(OPS_ACCESS_KEY, OPS_SECRET_KEY), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    with BasicAuthProxy(mlflow_server.uri, "ops", PASSWORD) as proxy:
+        result = lenet_pipeline(
+            "batch", "Promote", "--local-scheduler", "--data-dataset", "custom", "--data-source", str(source),
+            "--paths-outputs", f"s3://{bucket}/outputs", "--SplitValidation-validation-size", "200",
+            "--Train-epochs", "1", "--Track-experiment", "auth-on-s3", "--Track-report",
+            "--Track-tracking-uri", f"http://ops:{PASSWORD}@127.0.0.1:{proxy.port}", env=env)
+    assert result.returncode == 0, output_of(result)
+    assert PASSWORD not in output_of(result) and OPS_SECRET_KEY not in output_of(result)
+    keys = [item["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for item in page.get("Contents", [])]
+    assert any(key.startswith("outputs/runs/") for key in keys) and any("/track/" in key for key in keys)
+    leaking = [key for key in keys if any(secret.encode() in client.get_object(Bucket=bucket, Key=key)["Body"].read()
+                                          for secret in (PASSWORD, OPS_SECRET_KEY))]
+    assert leaking == []
+    assert files_containing(tmp_path / "cache", PASSWORD, OPS_SECRET_KEY) == []  # fetched inputs, logs, locks
+    assert list((tmp_path / "cache").rglob("pipeline.log")) and list((tmp_path / "cache").rglob("scheduled-runs.log"))
+    assert files_containing(mlflow_server.directory, PASSWORD, OPS_SECRET_KEY) == []

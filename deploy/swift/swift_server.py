@@ -4,8 +4,9 @@
 
 Debian's ``swift-proxy``, ``swift-account``, ``swift-container``, ``swift-object`` and ``memcached``:
 one-replica rings with one device, the storage servers on free loopback ports, the S3 endpoint
-(the proxy, ``s3api`` before ``tempauth``) on ``--address``/``--port``, and one user: access key
-``test:tester``, secret ``testing``. Data persists in the directory across restarts. It serves
+(the proxy, ``s3api`` before ``tempauth``) on ``--address``/``--port``, and two users: access key
+``test:tester``, secret ``testing``, and ``lenet:ops`` with a distinctive secret (for the tests
+that search records for it). Data persists in the directory across restarts. It serves
 the tests' ``swift`` fixture, ``benchmarks/s3_store`` and the ``swift`` service of
 ``docker-compose.s3.yml``; it is no production object store (one replica, no TLS, a fixed user).
 """
@@ -22,6 +23,9 @@ from pathlib import Path
 
 ACCESS_KEY = "test:tester"
 SECRET_KEY = "testing"
+# A second user whose secret is distinctive enough to search for in every record a run leaves.
+OPS_ACCESS_KEY = "lenet:ops"
+OPS_SECRET_KEY = "Sw1ft-ops-S3cret-4c7e9a"
 REGION = "us-east-1"
 SERVERS = ("account", "container", "object")
 PACKAGES = "swift-proxy swift-account swift-container swift-object memcached"
@@ -50,7 +54,8 @@ def _proxy_config(directory: Path, address: str, port: int, memcached_port: int)
             "[pipeline:main]\npipeline = catch_errors gatekeeper healthcheck proxy-logging cache "
             "listing_formats s3api tempauth copy slo dlo proxy-logging proxy-server\n\n"
             "[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\n\n"
-            f"[filter:tempauth]\nuse = egg:swift#tempauth\nuser_test_tester = {SECRET_KEY} .admin\n\n"
+            f"[filter:tempauth]\nuse = egg:swift#tempauth\nuser_test_tester = {SECRET_KEY} .admin\n"
+            f"user_lenet_ops = {OPS_SECRET_KEY} .admin\n\n"
             f"[filter:s3api]\nuse = egg:swift#s3api\nlocation = {REGION}\n\n"
             f"[filter:cache]\nuse = egg:swift#memcache\nmemcache_servers = 127.0.0.1:{memcached_port}\n\n"
             "[filter:catch_errors]\nuse = egg:swift#catch_errors\n\n"
@@ -101,10 +106,10 @@ class TemporarySwift:
         """The S3 endpoint as this host reaches it."""
         return f"http://127.0.0.1:{self.ports['proxy']}"
 
-    def environment(self) -> dict:
-        """Return the standard AWS variables that point a client at this store."""
-        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-                "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": REGION}
+    def environment(self, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY) -> dict:
+        """Return the standard AWS variables that point a client at this store (as ``access_key``)."""
+        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": access_key,
+                "AWS_SECRET_ACCESS_KEY": secret_key, "AWS_DEFAULT_REGION": REGION}
 
     def _spawn(self, command: list[str]) -> None:
         log = open(self.directory / f"{Path(command[0]).name}.log", "ab")
@@ -140,12 +145,12 @@ class TemporarySwift:
                     return False
         return True
 
-    def client(self):
+    def client(self, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY):
         """Return a boto3 S3 client for this store (what the pipeline itself builds, for the tests' checks)."""
         from pipeline.storage.s3 import make_client
 
-        return make_client({"endpoint_url": self.endpoint, "aws_access_key_id": ACCESS_KEY,
-                            "aws_secret_access_key": SECRET_KEY, "region_name": REGION})
+        return make_client({"endpoint_url": self.endpoint, "aws_access_key_id": access_key,
+                            "aws_secret_access_key": secret_key, "region_name": REGION})
 
     def stop(self) -> None:
         """Stop every process this object started (their process groups), and wait for them."""

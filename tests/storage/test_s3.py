@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from conftest import bucket_keys
+from conftest import bucket_keys, output_of
 from pipeline.artifacts import RunClock, write_meta
 from pipeline.errors import PipelineError
 from pipeline.storage.s3 import S3Store, StoreError, make_client
@@ -180,3 +180,54 @@ def test_an_artifact_of_the_attempt_layout_is_still_read_and_its_uncommitted_att
     assert garbage.location.endswith(f"train/abc/{dead}/model.keras")
     store.collect([garbage])
     assert store.status("train", "abc").finished and store.garbage(["train"], older_than_s=0) == []
+
+
+@pytest.mark.slow
+def test_three_writers_killed_at_random_never_leave_a_broken_artifact_and_gc_leaves_no_garbage(swift, s3_root,
+                                                                                              tmp_path):
+    """3 writer processes x 10 rounds on one artifact id, some SIGKILLed mid-commit (acceptance: the stress test)."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from pathlib import Path
+
+    from conftest import REPO_ROOT, s3_env
+
+    env = s3_env(swift, tmp_path / "cache")
+
+    def lenet_pipeline(*args, env):
+        return subprocess.run([str(Path(sys.executable).with_name("lenet-pipeline")), *args], cwd=REPO_ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+    store = store_at(swift, s3_root, tmp_path / "reader")
+    chance = random.Random(20261202)
+    killed = committed = 0
+    for round_number in range(10):
+        writers = [subprocess.Popen([sys.executable, str(REPO_ROOT / "tests" / "storage" / "commit_once.py"),
+                                     s3_root, "stress", str(round_number * 3 + index), str(tmp_path / f"w{index}")],
+                                    env=env, stdout=subprocess.PIPE, text=True) for index in range(3)]
+        time.sleep(chance.uniform(0.5, 2.0))
+        for writer in writers:
+            if writer.poll() is None and chance.random() < 0.5:
+                writer.send_signal(signal.SIGKILL)
+        for writer in writers:
+            output = writer.communicate(timeout=120)[0]
+            killed += writer.returncode == -signal.SIGKILL
+            committed += "committed" in output
+            assert writer.returncode in (0, -signal.SIGKILL), output
+        status = store.status("train", "stress")
+        assert status.finished or status.absent, f"round {round_number}: {status.problem}"
+        if store.read_meta("train", "stress") is not None:
+            assert status.finished, f"round {round_number}: a meta.json names a missing object"
+        verified = lenet_pipeline("verify", "--paths-outputs", s3_root, env=env)
+        assert verified.returncode == 0, output_of(verified)
+    assert killed and committed, (killed, committed)  # both outcomes happened
+    collected = lenet_pipeline("gc", "--paths-outputs", s3_root, "--older-than", "0", env=env)
+    assert collected.returncode == 0, output_of(collected)
+    assert store.garbage(["train"], older_than_s=0) == []
+    meta = store.read_meta("train", "stress")
+    assert set(bucket_keys(swift, s3_root)) == {"train/stress/meta.json", *(
+        f"train/stress/data/{entry['sha256']}" for entry in meta["checksums"].values())}
+    assert store.verify("train", "stress") == []
