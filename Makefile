@@ -12,9 +12,11 @@ VENV := .venv
 ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # What the tests use from Debian: real Fashion-MNIST, Chromium for the HTML report, g++ for the
-# fused ops, podman for the container tests (podman-compose comes with the project's test extra),
-# OpenStack Swift with memcached for the S3 tests (a fixture starts them on loopback).
-TEST_PACKAGES := dataset-fashion-mnist chromium g++ podman swift-proxy swift-account swift-container swift-object memcached
+# fused ops, podman for the container tests (podman-compose comes with the project's test extra) with
+# netavark and aardvark-dns, without which a compose network has no DNS (containers cannot reach each
+# other by name); OpenStack Swift with memcached for the S3 tests (a fixture starts them on loopback).
+TEST_PACKAGES := dataset-fashion-mnist chromium g++ podman netavark aardvark-dns swift-proxy swift-account \
+	swift-container swift-object memcached
 
 # The fast tier: no containers, no object store, no MLflow server, no trainings through the command line, no real data.
 FAST_MARKERS := not slow and not container and not s3 and not mlflow and not real_data
