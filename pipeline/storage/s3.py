@@ -28,6 +28,7 @@ import base64
 import contextlib
 import email.utils
 import hashlib
+import io
 import json
 import logging
 import os
@@ -40,7 +41,7 @@ from typing import Callable
 from pipeline import locks
 from pipeline.artifacts import (META_FILE, atomic_directory, completeness_problem, directory_problem,
                                 discard_directory, file_checksums, full_disk_error, is_full_disk, read_meta,
-                                remove_leftovers, sha256_of, staging_name, tree_bytes, verify_files, write_json)
+                                remove_leftovers, staging_name, tree_bytes, verify_files, write_json)
 from pipeline.errors import PipelineError
 from pipeline.storage import (ABSENT, FINISHED, KEPT_CHECKPOINTS, WORK_SUFFIX, ArtifactLocks, ArtifactStatus,
                               Garbage, s3_cache_dir)
@@ -150,6 +151,21 @@ def _error_code(error) -> str:
 
 def _manifest_body(data) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+
+class _HashingWriter(io.RawIOBase):
+    """A file that hashes what is written to it. Not seekable, so boto3 writes the parts in order."""
+
+    def __init__(self, handle):
+        super().__init__()
+        self.handle, self.digest = handle, hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        return self.handle.write(data)
 
 
 class ObjectVanished(StoreError):
@@ -457,13 +473,16 @@ class S3Store(ArtifactLocks):
         with self._explained():
             self.client.upload_file(str(path), self.bucket, key, Config=self._transfer)
 
-    def _download(self, key: str, path: Path) -> None:
+    def _download(self, key: str, path: Path) -> str:
+        """Download ``key`` to ``path``; return the sha256 of its bytes, computed as they arrive."""
         from botocore.exceptions import ClientError
 
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with self._explained():
-                self.client.download_file(self.bucket, key, str(path), Config=self._transfer)
+            with self._explained(), open(path, "wb") as handle:
+                writer = _HashingWriter(handle)
+                self.client.download_fileobj(self.bucket, key, writer, Config=self._transfer)
+                return writer.digest.hexdigest()
         except ClientError as error:
             if self._is_missing(error):
                 raise ObjectVanished(f"{self._key_uri(key)} disappeared while it was being fetched (removed by "
@@ -490,9 +509,8 @@ class S3Store(ArtifactLocks):
             base = self._base(step, identity)
             with atomic_directory(final) as staging:
                 def download_checked(relative: str) -> None:
-                    path = staging / relative
-                    self._download(self._file_key(base, meta, relative), path)
-                    if sha256_of(path) != meta["checksums"][relative]["sha256"]:
+                    if self._download(self._file_key(base, meta, relative), staging / relative) \
+                            != meta["checksums"][relative]["sha256"]:
                         raise StoreError(f"{self.uri(step, identity)}/{relative} does not match the sha256 its "
                                          f"{META_FILE} recorded: run lenet-pipeline verify, then remove the artifact.")
 
@@ -658,10 +676,10 @@ class S3Store(ArtifactLocks):
             key = f"{prefix}{DATA_DIR}/{entry['sha256']}"
             path = staging / relative
             try:
-                self._download(key, path)
+                digest = self._download(key, path)
             except ObjectVanished:
                 raise _Unusable(f"{self._key_uri(key)} ({relative}) is missing") from None
-            if path.stat().st_size != entry["bytes"] or sha256_of(path) != entry["sha256"]:
+            if path.stat().st_size != entry["bytes"] or digest != entry["sha256"]:
                 raise _Unusable(f"{self._key_uri(key)} ({relative}) does not match its manifest")
 
     @staticmethod

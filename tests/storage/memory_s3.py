@@ -96,9 +96,8 @@ class MemoryS3:
         with open(filename, "rb") as handle:
             self.objects[key] = (handle.read(), self.now)
 
-    def download_file(self, bucket, key, filename, Config=None):  # noqa: N803
-        self._before("download_file", key)
+    def download_fileobj(self, bucket, key, fileobj, Config=None):  # noqa: N803
+        self._before("download_fileobj", key)
         if key not in self.objects:
             raise client_error("404", 404, "HeadObject")
-        with open(filename, "wb") as handle:
-            shutil.copyfileobj(io.BytesIO(self.objects[key][0]), handle)
+        shutil.copyfileobj(io.BytesIO(self.objects[key][0]), fileobj)

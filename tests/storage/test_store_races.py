@@ -93,7 +93,7 @@ def test_gc_ages_by_the_store_clock_so_a_slow_or_skewed_writer_keeps_its_uploads
 def test_a_reader_fetching_while_another_host_commits_gets_a_whole_copy(tmp_path):
     client, host_a, host_b = hosts(tmp_path, conditional=False)
     commit(host_a, b"weights-a")
-    when(client, "download_file", "", lambda: commit(host_b, b"weights-b"))
+    when(client, "download_fileobj", "", lambda: commit(host_b, b"weights-b"))
     fetched = host_a.fetch("train", "abc")  # before: the loser deleted its attempt while readers downloaded
     assert (fetched / "model.keras").read_bytes() == b"weights-a"
 
@@ -168,7 +168,7 @@ def test_store_errors_are_one_line_naming_the_fix(tmp_path, code, status, messag
 def test_an_object_removed_during_a_download_is_explained(tmp_path):
     client, host_a, _ = hosts(tmp_path)
     commit(host_a)
-    when(client, "download_file", "", lambda: client.objects.pop(
+    when(client, "download_fileobj", "", lambda: client.objects.pop(
         next(key for key in client.objects if "/data/" in key and client.objects[key][0] == b"weights")))
     with pytest.raises(StoreError, match="disappeared while it was being fetched .*run again"):
         host_a.fetch("train", "abc")
