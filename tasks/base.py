@@ -108,7 +108,8 @@ class ArtifactTask(luigi.Task):
     def run(self):
         attach_run_log(self.store.log_dir())
         target = self.output()
-        with self.store.lock(self.step, self.artifact_id, on_wait=self._report_wait):
+        with self.store.lock(self.step, self.artifact_id, on_wait=self._report_wait,
+                             timeout_s=paths().lock_timeout or None):
             status = target.status()
             if status.finished:
                 log.info("%s %s was finished by another run meanwhile; nothing to do",

@@ -27,6 +27,8 @@ class paths(luigi.Config):  # noqa: N801
         default="outputs", description="root of all artifacts: a directory, or s3://BUCKET/PREFIX")
     cache = luigi.Parameter(
         default="", description="local cache for an s3:// root (default: ~/.cache/lenet-luigi-pipeline)")
+    lock_timeout = luigi.FloatParameter(
+        default=0.0, description="seconds a run waits for another run making the same artifact; 0: no limit")
 
 
 def outputs_location(root: str | None = None) -> str:

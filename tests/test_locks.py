@@ -152,3 +152,23 @@ def test_a_taker_that_opened_a_file_gc_then_removed_locks_a_new_file(tmp_path, m
     with exclusive_lock(path):
         assert removed == [True]
         assert path.exists() and f"pid {os.getpid()}" in lock_holder(path), "the taker held a removed file"
+
+
+def test_a_run_waiting_longer_than_lock_timeout_fails_with_one_line_naming_the_lock(pattern_dir, run_cli, tmp_path):
+    import shutil
+
+    from conftest import custom_run, output_of
+
+    outputs = tmp_path / "out"
+    first = run_cli("Download", *custom_run(pattern_dir, outputs)[1:])
+    assert first.returncode == 0, output_of(first)
+    (artifact,) = [path for path in (outputs / "download").iterdir() if not path.name.startswith(".")]
+    shutil.rmtree(artifact)
+    lock = outputs / "download" / f".{artifact.name}.lock"
+    with exclusive_lock(lock):  # another run is making it
+        started = time.monotonic()
+        waited = run_cli("Download", *custom_run(pattern_dir, outputs)[1:], "--paths-lock-timeout", "1")
+    assert waited.returncode == 30, output_of(waited)
+    errors = [line for line in waited.stderr.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1 and f"Waited 1 s for the lock {lock}, held by " in errors[0], output_of(waited)
+    assert time.monotonic() - started < 60 and not artifact.exists()
