@@ -74,7 +74,7 @@ def test_sweep_with_two_workers_writes_its_table(luigid, pattern_dir, tmp_path):
                       *data_flags(pattern_dir, tmp_path / "out", "--Train-epochs", "1")),
         cwd=REPO_ROOT, env=cli_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, output_of(result)
-    (sweep,) = (tmp_path / "out" / "sweep").iterdir()
+    (sweep,) = [path for path in (tmp_path / "out" / "sweep").iterdir() if not path.name.startswith(".")]
     rows = json.loads((sweep / "results.json").read_text())
     assert len(rows) == 4
     assert {tuple(sorted(row["params"].items())) for row in rows} == {
