@@ -323,10 +323,11 @@ class Interleaved:
         def call(*args, **kwargs):
             if name in self.before:
                 self.before.pop(name)()
-            result = real(*args, **kwargs)
-            if name in self.after:
-                self.after.pop(name)()
-            return result
+            try:
+                return real(*args, **kwargs)
+            finally:  # also after a call that raises (no champion yet is an MlflowException)
+                if name in self.after:
+                    self.after.pop(name)()
 
         return call
 
@@ -363,11 +364,14 @@ def test_two_promotions_that_read_the_same_champion_end_with_the_better_one(mlfl
     better, worse = two_runs["records"]
     model_name = f"{experiment}-race"
     worse_read, better_set = threading.Event(), threading.Event()
+
+    def assert_set(event):
+        assert event.wait(60), "the interleaving was not reached"
     clients = {
         "worse": Interleaved(mlflow_server.client(), after={"get_model_version_by_alias": worse_read.set},
-                             before={"set_registered_model_alias": lambda: better_set.wait(60)}),
+                             before={"set_registered_model_alias": lambda: assert_set(better_set)}),
         "better": Interleaved(mlflow_server.client(),
-                              before={"set_registered_model_alias": lambda: worse_read.wait(60)},
+                              before={"set_registered_model_alias": lambda: assert_set(worse_read)},
                               after={"set_registered_model_alias": better_set.set}),
     }
     calls = {name: (model_name, record, record["test_error"], record["evaluate_id"], None)

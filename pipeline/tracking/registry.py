@@ -72,6 +72,18 @@ def _version_of_run(mlflow_client, name: str, run: dict, test_error: float, eval
     return versions[0]
 
 
+def _tag_eligible(mlflow_client, name: str, version: str) -> None:
+    """Tag ``version`` eligible; a concurrent promotion tagging it too makes the server's insert fail once."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow_client.set_model_version_tag(name, version, ELIGIBLE_TAG, "true")
+    except MlflowException:
+        # The server inserts a new tag without an upsert: the other promotion's row won, so this is an update now.
+        if mlflow_client.get_model_version(name, version).tags.get(ELIGIBLE_TAG) != "true":
+            mlflow_client.set_model_version_tag(name, version, ELIGIBLE_TAG, "true")
+
+
 def _best_eligible(mlflow_client, name: str, champion: dict | None) -> dict | None:
     """Return the version with the lowest test error among those tagged eligible and the champion (ties: the champion)."""
     candidates = [champion] if champion else []
@@ -118,7 +130,7 @@ def promote(uri: str, model_name: str, run: dict, test_error: float, evaluate_id
         before = _champion(mlflow_client, model_name)
         promoted, reason = decide(test_error, max_test_error, version, before)
         if max_test_error is None or test_error <= max_test_error:
-            mlflow_client.set_model_version_tag(model_name, version, ELIGIBLE_TAG, "true")
+            _tag_eligible(mlflow_client, model_name, version)
         if promoted:
             mlflow_client.set_registered_model_alias(model_name, CHAMPION, version)
         after = _converge(mlflow_client, model_name)
