@@ -72,16 +72,19 @@ def _version_of_run(mlflow_client, name: str, run: dict, test_error: float, eval
     return versions[0]
 
 
-def _tag_eligible(mlflow_client, name: str, version: str) -> None:
-    """Tag ``version`` eligible; a concurrent promotion tagging it too makes the server's insert fail once."""
+def _set_twice_if_raced(setter, *args) -> None:
+    """Call ``setter(*args)``; once more if it fails.
+
+    MLflow's server inserts a new tag or alias without an upsert: when a concurrent promotion
+    writes the same one first, the insert fails on the database's unique key, and the second
+    call is an update.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
-        mlflow_client.set_model_version_tag(name, version, ELIGIBLE_TAG, "true")
+        setter(*args)
     except MlflowException:
-        # The server inserts a new tag without an upsert: the other promotion's row won, so this is an update now.
-        if mlflow_client.get_model_version(name, version).tags.get(ELIGIBLE_TAG) != "true":
-            mlflow_client.set_model_version_tag(name, version, ELIGIBLE_TAG, "true")
+        setter(*args)
 
 
 def _best_eligible(mlflow_client, name: str, champion: dict | None) -> dict | None:
@@ -103,7 +106,7 @@ def _converge(mlflow_client, name: str) -> dict | None:
         best = _best_eligible(mlflow_client, name, current)
         if best is None or (current and best["version"] == current["version"]):
             return current
-        mlflow_client.set_registered_model_alias(name, CHAMPION, best["version"])
+        _set_twice_if_raced(mlflow_client.set_registered_model_alias, name, CHAMPION, best["version"])
     return _champion(mlflow_client, name)
 
 
@@ -130,9 +133,9 @@ def promote(uri: str, model_name: str, run: dict, test_error: float, evaluate_id
         before = _champion(mlflow_client, model_name)
         promoted, reason = decide(test_error, max_test_error, version, before)
         if max_test_error is None or test_error <= max_test_error:
-            _tag_eligible(mlflow_client, model_name, version)
+            _set_twice_if_raced(mlflow_client.set_model_version_tag, model_name, version, ELIGIBLE_TAG, "true")
         if promoted:
-            mlflow_client.set_registered_model_alias(model_name, CHAMPION, version)
+            _set_twice_if_raced(mlflow_client.set_registered_model_alias, model_name, CHAMPION, version)
         after = _converge(mlflow_client, model_name)
         if promoted and (after is None or after["version"] != version):
             promoted, reason = False, (f"another promotion made version {after['version']} "
