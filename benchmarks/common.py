@@ -14,7 +14,7 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 VALIDATION_SIZE = 5000  # the original's held-out set, and SplitValidation's default
 
 
-def held_out_trainer(data: Path, precision: str):
+def held_out_trainer(data: Path, precision: str, kernels: str = "auto"):
     """Return our Trainer on ``data``'s training images past the first VALIDATION_SIZE, and those.
 
     The Trainer logs nothing on its own (benchmarks time it); the held-out (images, labels) come
@@ -26,7 +26,7 @@ def held_out_trainer(data: Path, precision: str):
 
     images, labels = load_split(data, "train")
     trainer = Trainer((images[VALIDATION_SIZE:], labels[VALIDATION_SIZE:]),
-                      TrainingConfig(precision=precision, log_every=10**9))
+                      TrainingConfig(precision=precision, kernels=kernels, log_every=10**9))
     return trainer, (images[:VALIDATION_SIZE], labels[:VALIDATION_SIZE])
 
 

@@ -1,6 +1,6 @@
 """Where a training step's time goes: TensorFlow profiler totals per op for the pipeline's Trainer.
 
-    python -m benchmarks.step_profile [--precision auto] [--steps 100] [--top 25] [--data DIR]
+    python -m benchmarks.step_profile [--precision auto] [--kernels auto] [--steps 100] [--top 25] [--data DIR]
 
 Runs the Trainer on the Fashion-MNIST training images (``--data``), ``--warmup`` untimed steps,
 then times 200 steps for ms/step and profiles ``--steps`` more. Prints each op's total time per
@@ -49,6 +49,7 @@ def main() -> None:
     """Time and profile the Trainer, then print the largest ops."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--kernels", default="auto")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--top", type=int, default=25)
@@ -57,7 +58,7 @@ def main() -> None:
 
     import tensorflow as tf
 
-    trainer, _ = held_out_trainer(args.data, args.precision)
+    trainer, _ = held_out_trainer(args.data, args.precision, args.kernels)
     order = trainer.epoch_order(0)
     if args.warmup + TIMED_STEPS + args.steps > trainer.steps_per_epoch:
         raise SystemExit(f"--warmup + {TIMED_STEPS} + --steps must fit in one epoch "

@@ -6,8 +6,12 @@ from pipeline.errors import ConfigError
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 PRECISION_CHOICES = ("auto", *PRECISIONS)
-# Which ops compute the slowest parts of a mixed-bfloat16 step (pipeline.training.fused).
-KERNEL_CHOICES = ("auto", "fused", "stock")
+# Which ops compute the slowest parts of a step: pipeline.training.fused (mixed bfloat16),
+# pipeline.training.winograd_training (float32) or TensorFlow's own.
+KERNEL_CHOICES = ("auto", "fused", "winograd", "stock")
+# What ``kernels = auto`` means for each resolved precision on one CPU device where the ops build
+# (docs/benchmarks.md has the measurements behind it); other precisions and GPUs get stock.
+AUTO_KERNELS = {"mixed_bfloat16": "fused", "float32": "winograd"}
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from pipeline.training import native
 from pipeline.errors import ConfigError
+from pipeline.training.config import AUTO_KERNELS
 
 log = logging.getLogger(__name__)
 
@@ -44,26 +45,36 @@ def fused_unavailable_reason(precision: str, replicas: int, loss_scaled: bool) -
 
 
 def choose_kernels(requested: str, precision: str, replicas: int, loss_scaled: bool) -> str:
-    """Resolve ``kernels`` (auto | fused | stock) to 'fused' or 'stock' for this run.
+    """Resolve ``kernels`` (auto | fused | winograd | stock) to the ops this run trains with.
 
-    ``auto`` means fused where they apply and build, stock otherwise (logged); ``fused`` raises a
-    PipelineError saying why when they cannot run.
+    ``auto`` means fused for mixed_bfloat16 and winograd for float32 where they apply and build,
+    stock otherwise (logged); an explicit fused or winograd raises a PipelineError saying why when
+    it cannot run.
     """
     if requested == "stock":
         return "stock"
-    reason = fused_unavailable_reason(precision, replicas, loss_scaled)
+    kind = AUTO_KERNELS.get(precision, "stock") if requested == "auto" else requested
+    if kind == "stock":
+        log.info("kernels auto -> stock: no compiled kernels for precision %s", precision)
+        return "stock"
+    if kind == "fused":
+        reason = fused_unavailable_reason(precision, replicas, loss_scaled)
+    else:
+        from pipeline.training.winograd_training import winograd_unavailable_reason
+
+        reason = winograd_unavailable_reason(precision, replicas, loss_scaled,
+                                             len(tf.config.list_physical_devices("GPU")))
     if reason is None:
         try:
             native.ops()
         except native.NativeBuildError as error:
-            if requested == "fused":
+            if requested == kind:
                 raise
             log.warning("kernels auto -> stock: %s", error)
             return "stock"
-        return "fused"
-    if requested == "fused":
-        raise ConfigError(f"Train kernels = 'fused' cannot run here: {reason} "
-                          f"(use auto or stock, --Train-kernels).")
+        return kind
+    if requested == kind:
+        raise ConfigError(f"Train kernels = {kind!r} cannot run here: {reason} (use auto or stock, --Train-kernels).")
     log.info("kernels auto -> stock: %s", reason)
     return "stock"
 

@@ -32,9 +32,10 @@ LOOPS = {
     # No FMA contraction: the update then rounds exactly like TensorFlow's separate ops.
     "fused_momentum_loop.cc": ("-ffp-contract=off",),
     "conv_relu_pool_loop.cc": (),
+    "winograd_loop.cc": (),
 }
 GLUE_FLAGS = ("-O2", "-fPIC", "-w")
-GLUES = ("fused_momentum_op.cc", "conv_relu_pool_op.cc")
+GLUES = ("fused_momentum_op.cc", "conv_relu_pool_op.cc", "winograd_op.cc")
 
 
 class NativeBuildError(PipelineError):

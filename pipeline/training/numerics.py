@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from pipeline.errors import PipelineError
+from pipeline.training.config import AUTO_KERNELS
 from pipeline.training.precision import choose_precision, cpu_supports_bfloat16
 
 NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
@@ -81,9 +82,9 @@ def resolve_numerics(precision: str, kernels: str) -> tuple[str, str]:
     """Return (precision, kernels) with ``auto`` replaced by what this host trains with.
 
     ``precision auto``: bfloat16 on Ampere or newer GPUs and on CPUs with AVX512-BF16 or AMX,
-    float16 on Volta and Turing, float32 elsewhere. ``kernels auto``: the fused ops for
-    mixed_bfloat16 on a CPU where they can be built (a compiler) or were built before, stock
-    TensorFlow ops otherwise. Explicit values are returned as they are (whether this host can
+    float16 on Volta and Turing, float32 elsewhere. ``kernels auto``: on a CPU where the compiled
+    ops can be built (a compiler) or were built before, the fused ops for mixed_bfloat16 and the
+    Winograd conv2 for float32; stock TensorFlow ops otherwise (GPUs, float16). Explicit values are returned as they are (whether this host can
     run them is checked when training starts).
     """
     capabilities = list(gpu_capabilities()) if "auto" in (precision, kernels) else []
@@ -92,8 +93,8 @@ def resolve_numerics(precision: str, kernels: str) -> tuple[str, str]:
     if kernels == "auto":
         from pipeline.training import native
 
-        fused = precision == "mixed_bfloat16" and not capabilities and native.available()
-        kernels = "fused" if fused else "stock"
+        compiled = AUTO_KERNELS.get(precision, "stock")
+        kernels = compiled if not capabilities and native.available() else "stock"
     return precision, kernels
 
 

@@ -13,7 +13,8 @@ def make_train_chunk(model, optimizer, config: TrainingConfig, strategy, kernels
     Each step gathers one global batch; under a MirroredStrategy every replica takes its slice
     of it and Keras' optimizer sums the replicas' gradients, so the update equals the
     single-device one. With ``kernels`` 'fused', the forward pass and fc1's update go through
-    pipeline.training.fused, and every other variable is stepped as with 'stock'.
+    pipeline.training.fused, and every other variable is stepped as with 'stock'; with 'winograd',
+    conv2's passes go through pipeline.training.winograd_training.
     """
     trainable = model.trainable_variables
     batch_size = config.batch_size
@@ -31,6 +32,11 @@ def make_train_chunk(model, optimizer, config: TrainingConfig, strategy, kernels
         keep = [id(v) != id(kernel) for v in trainable]
         trainable = [v for v, kept in zip(trainable, keep) if kept]
         momentums = [m for m, kept in zip(momentums, keep) if kept]
+    forward = None
+    if kernels == "winograd":
+        from pipeline.training.winograd_training import WinogradTraining
+
+        forward = WinogradTraining(model)
     # The fused update computes and differentiates fc1 kernel's L2 term itself.
     decayed = [v for v in weight_decay_variables(model) if fused is None or v is not fused.kernel]
 
@@ -52,7 +58,9 @@ def make_train_chunk(model, optimizer, config: TrainingConfig, strategy, kernels
         first = tf.distribute.get_replica_context().replica_id_in_sync_group * share
         x, y = x[first:first + share], y[first:first + share]
         with tf.GradientTape() as tape:
-            if fused is None:
+            if forward is not None:
+                logits = forward.logits(x)
+            elif fused is None:
                 logits = tf.cast(model(x, training=True), tf.float32)
             else:
                 tape.watch(fused.shadow)

@@ -130,8 +130,8 @@ def first_block_reference(x, kernel, bias, upstream):
     """
     k = kernel.shape[0]
     with tf.GradientTape() as tape:
-        activations = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, tf.cast(kernel, tf.bfloat16), 1, "SAME"),
-                                                tf.cast(bias, tf.bfloat16)))
+        activations = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, tf.cast(kernel, x.dtype), 1, "SAME"),
+                                                tf.cast(bias, x.dtype)))
         tape.watch(activations)
         loss = tf.reduce_sum(tf.cast(tf.nn.max_pool2d(activations, 2, 2, "SAME") * upstream, tf.float32))
     routed = tape.gradient(loss, activations).numpy().astype(np.float64)
@@ -147,35 +147,37 @@ def first_block_reference(x, kernel, bias, upstream):
     return activations, kernel_gradient, conv_gradient.sum(axis=(0, 1, 2))
 
 
+@pytest.mark.parametrize("dtype", [tf.bfloat16, tf.float32], ids=["bfloat16", "float32"])
 @pytest.mark.parametrize("image, channels, k", [((10, 12), 32, 5), ((9, 11), 8, 3)],
                          ids=["model-shape", "odd-size-general-path"])
-def test_first_block_gradient_is_the_exact_sum_to_float32_rounding(image, channels, k):
+def test_first_block_gradient_is_the_exact_sum_to_float32_rounding(image, channels, k, dtype):
     """The fused conv1 -> ReLU -> pool1 gradient, with ties in the pool windows forced."""
     rng = np.random.default_rng(3)
     # Pixels from a few levels, so that windows hold equal values (ties) and zeros after ReLU.
-    x = tf.cast(rng.integers(0, 4, (6, *image, 1)) / 4 - 0.5, tf.bfloat16)
+    x = tf.cast(rng.integers(0, 4, (6, *image, 1)) / 4 - 0.5, dtype)
     kernel = tf.constant(rng.normal(0, 0.3, (k, k, 1, channels)).astype(np.float32))
     bias = tf.constant(rng.normal(0, 0.1, channels).astype(np.float32))
     pooled = ((image[0] + 1) // 2, (image[1] + 1) // 2)
-    upstream = tf.cast(rng.normal(0, 1, (6, *pooled, channels)), tf.bfloat16)
+    upstream = tf.cast(rng.normal(0, 1, (6, *pooled, channels)), dtype)
     activations, expected_kernel, expected_bias = first_block_reference(x, kernel, bias, upstream)
     kernel_gradient, bias_gradient = native.ops().conv_relu_pool_filter_grad(x, activations, upstream, k=k)
     for got, expected in ((kernel_gradient, expected_kernel), (bias_gradient, expected_bias)):
         np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("dtype", [tf.bfloat16, tf.float32], ids=["bfloat16", "float32"])
 @pytest.mark.parametrize("image, channels", [((14, 14), 64), ((14, 14), 32), ((9, 11), 8)],
                          ids=["conv2-shape", "32-channels", "odd-size-general-path"])
-def test_relu_pool_gradient_equals_tensorflows(image, channels):
+def test_relu_pool_gradient_equals_tensorflows(image, channels, dtype):
     """ReluPoolGrad against TensorFlow's MaxPoolGrad then ReluGrad, with ties and -0 (oneDNN's
     ReLU output for negative inputs) forced."""
     rng = np.random.default_rng(5)
     values = rng.integers(-2, 4, (5, *image, channels)) / 4
     y = np.maximum(values, 0).astype(np.float32)
     y[values < 0] = -0.0
-    y = tf.cast(y, tf.bfloat16)
+    y = tf.cast(y, dtype)
     pooled = tf.nn.max_pool2d(y, 2, 2, "SAME")
-    upstream = tf.cast(rng.normal(0, 1, pooled.shape), tf.bfloat16)
+    upstream = tf.cast(rng.normal(0, 1, pooled.shape), dtype)
     routed = tf.raw_ops.MaxPoolGrad(orig_input=y, orig_output=pooled, grad=upstream, ksize=[1, 2, 2, 1],
                                     strides=[1, 2, 2, 1], padding="SAME")
     expected = tf.raw_ops.ReluGrad(gradients=routed, features=y)
@@ -190,13 +192,15 @@ def test_history_names_the_kernels(pattern, tmp_path):
     _, history = train_model(train, validation, TrainingConfig(epochs=1, precision="mixed_bfloat16"), tmp_path)
     assert history[0]["kernels"] == "fused"
     _, history = train_model(train, validation, TrainingConfig(epochs=1, precision="float32"), tmp_path / "f32")
-    assert history[0]["kernels"] == "stock"
+    assert history[0]["kernels"] == "winograd"
 
 
-def test_auto_uses_stock_where_fused_does_not_apply(caplog):
+def test_auto_uses_stock_where_no_compiled_kernels_apply(caplog):
     with caplog.at_level(logging.INFO):
-        assert choose_kernels("auto", "float32", 1, False) == "stock"
-    assert "precision is float32" in caplog.text
+        assert choose_kernels("auto", "mixed_float16", 1, False) == "stock"
+    assert "no compiled kernels for precision mixed_float16" in caplog.text
+    assert choose_kernels("auto", "float32", 1, False) == "winograd"
+    assert choose_kernels("auto", "float32", 2, False) == "stock"
     assert choose_kernels("auto", "mixed_bfloat16", 2, False) == "stock"
     assert choose_kernels("stock", "mixed_bfloat16", 1, False) == "stock"
     assert choose_kernels("auto", "mixed_bfloat16", 1, False) == "fused"

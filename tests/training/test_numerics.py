@@ -25,7 +25,8 @@ def cpu(monkeypatch, bf16: bool, compiler: bool):
 
 
 @pytest.mark.parametrize("bf16, compiler, expected", [
-    (False, True, ("float32", "stock")),
+    (False, True, ("float32", "winograd")),
+    (False, False, ("float32", "stock")),
     (True, True, ("mixed_bfloat16", "fused")),
     (True, False, ("mixed_bfloat16", "stock")),
 ])

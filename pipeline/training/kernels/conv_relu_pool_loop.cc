@@ -7,6 +7,8 @@
 #include "conv_relu_pool_loop.h"
 
 #include <algorithm>
+#include <cstring>
+#include <type_traits>
 
 #include "bfloat16_bits.h"
 
@@ -14,57 +16,69 @@ namespace {
 
 using lenet::bf16_to_float;
 
-// The routed gradient as the caller stores it: float32 for the filter-gradient sums, or the
-// bfloat16 bits unchanged (routing only copies values, so bfloat16 output is exact).
-template <typename Out>
-inline Out from_bf16(uint16_t h);
-template <>
-inline float from_bf16<float>(uint16_t h) { return bf16_to_float(h); }
-template <>
-inline uint16_t from_bf16<uint16_t>(uint16_t h) { return h; }
+// Activations and gradients are stored as raw bits: bfloat16 (uint16_t) or float32 (uint32_t).
+inline float to_float(uint16_t h) { return bf16_to_float(h); }
+inline float to_float(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// The routed gradient as the caller stores it: float32 for the filter-gradient sums, or the bits
+// unchanged (routing only copies values, so an output in the input's type is exact).
+template <typename Out, typename T>
+inline Out from_bits(T bits) {
+  if constexpr (std::is_same_v<Out, float>) {
+    return to_float(bits);
+  } else {
+    return bits;
+  }
+}
 
 // ReLU outputs are +0, -0 (oneDNN's ReLU turns negatives into -0) or positive; with -0 mapped to
-// +0, their bfloat16 bits order like their values, so 16-bit integer compares decide the same
+// +0, their bfloat16 or float32 bits order like their values, so integer compares decide the same
 // maxima and ties as float compares, and vectorise with either output type.
-inline uint16_t relu_order_key(uint16_t bits) { return (bits & 0x8000u) ? 0 : bits; }
+template <typename T>
+inline T relu_order_key(T bits) {
+  constexpr T sign = T(1) << (8 * sizeof(T) - 1);
+  return (bits & sign) ? T(0) : bits;
+}
 
 // One pool window's ReLU and max-pool backward for every channel: the gradient goes to the
 // window's first largest element (row-major, as TensorFlow's MaxPoolGrad), where it is positive.
-template <int64_t kChannels, typename Out>
-inline void route_window(int64_t channels, int count, const uint16_t* const* y, const uint16_t* g,
-                         Out* const* out) {
+template <int64_t kChannels, typename Out, typename T>
+inline void route_window(int64_t channels, int count, const T* const* y, const T* g, Out* const* out) {
   const int64_t n = kChannels > 0 ? kChannels : channels;
   for (int64_t c = 0; c < n; ++c) {
-    uint16_t best = relu_order_key(y[0][c]);
+    T best = relu_order_key(y[0][c]);
     int winner = 0;
     for (int q = 1; q < count; ++q) {
-      const uint16_t value = relu_order_key(y[q][c]);
+      const T value = relu_order_key(y[q][c]);
       winner = value > best ? q : winner;
       best = value > best ? value : best;
     }
-    const Out routed = best > 0 ? from_bf16<Out>(g[c]) : Out(0);
+    const Out routed = best > 0 ? from_bits<Out>(g[c]) : Out(0);
     for (int q = 0; q < count; ++q) out[q][c] = q == winner ? routed : Out(0);
   }
 }
 
 // A full 2x2 window, written out so that the channel loop vectorises.
-template <int64_t kChannels, typename Out>
-inline void route_full_window(const uint16_t* __restrict y0, const uint16_t* __restrict y1,
-                              const uint16_t* __restrict y2, const uint16_t* __restrict y3,
-                              const uint16_t* __restrict g, Out* __restrict o0, Out* __restrict o1,
-                              Out* __restrict o2, Out* __restrict o3) {
+template <int64_t kChannels, typename Out, typename T>
+inline void route_full_window(const T* __restrict y0, const T* __restrict y1, const T* __restrict y2,
+                              const T* __restrict y3, const T* __restrict g, Out* __restrict o0,
+                              Out* __restrict o1, Out* __restrict o2, Out* __restrict o3) {
 #pragma GCC ivdep
   for (int64_t c = 0; c < kChannels; ++c) {
-    const uint16_t v0 = relu_order_key(y0[c]), v1 = relu_order_key(y1[c]);
-    const uint16_t v2 = relu_order_key(y2[c]), v3 = relu_order_key(y3[c]);
+    const T v0 = relu_order_key(y0[c]), v1 = relu_order_key(y1[c]);
+    const T v2 = relu_order_key(y2[c]), v3 = relu_order_key(y3[c]);
     // Strictly greater replaces: ties keep the earlier element.
     const bool w1 = v1 > v0;
-    const uint16_t m01 = w1 ? v1 : v0;
+    const T m01 = w1 ? v1 : v0;
     const bool w2 = v2 > m01;
-    const uint16_t m012 = w2 ? v2 : m01;
+    const T m012 = w2 ? v2 : m01;
     const bool w3 = v3 > m012;
-    const uint16_t best = w3 ? v3 : m012;
-    const Out routed = best > 0 ? from_bf16<Out>(g[c]) : Out(0);
+    const T best = w3 ? v3 : m012;
+    const Out routed = best > 0 ? from_bits<Out>(g[c]) : Out(0);
     o0[c] = (!w1 && !w2 && !w3) ? routed : Out(0);
     o1[c] = (w1 && !w2 && !w3) ? routed : Out(0);
     o2[c] = (w2 && !w3) ? routed : Out(0);
@@ -72,15 +86,15 @@ inline void route_full_window(const uint16_t* __restrict y0, const uint16_t* __r
   }
 }
 
-template <int64_t kChannels, typename Out>
-void route(int64_t height, int64_t width, int64_t runtime_channels, const uint16_t* y,
-           const uint16_t* pool_grad, Out* conv_grad) {
+template <int64_t kChannels, typename Out, typename T>
+void route(int64_t height, int64_t width, int64_t runtime_channels, const T* y, const T* pool_grad,
+           Out* conv_grad) {
   const int64_t channels = kChannels > 0 ? kChannels : runtime_channels;
   const int64_t pooled_width = (width + 1) / 2;
   for (int64_t i = 0; i < (height + 1) / 2; ++i) {
     for (int64_t j = 0; j < pooled_width; ++j) {
-      const uint16_t* g = pool_grad + (i * pooled_width + j) * channels;
-      const uint16_t* ys[4];
+      const T* g = pool_grad + (i * pooled_width + j) * channels;
+      const T* ys[4];
       Out* outs[4];
       int count = 0;
       for (int64_t h = 2 * i; h < std::min(2 * i + 2, height); ++h) {
@@ -90,9 +104,9 @@ void route(int64_t height, int64_t width, int64_t runtime_channels, const uint16
         }
       }
       if (kChannels > 0 && count == 4) {
-        route_full_window<kChannels, Out>(ys[0], ys[1], ys[2], ys[3], g, outs[0], outs[1], outs[2], outs[3]);
+        route_full_window<kChannels, Out, T>(ys[0], ys[1], ys[2], ys[3], g, outs[0], outs[1], outs[2], outs[3]);
       } else {
-        route_window<kChannels, Out>(channels, count, ys, g, outs);
+        route_window<kChannels, Out, T>(channels, count, ys, g, outs);
       }
     }
   }
@@ -139,18 +153,15 @@ void accumulate_any(int64_t height, int64_t width, int64_t channels, int64_t k, 
     for (int64_t c = 0; c < channels; ++c) bias_grad[c] += conv_grad[p * channels + c];
 }
 
-}  // namespace
-
-extern "C" void lenet_conv_relu_pool_filter_grad(int64_t height, int64_t width, int64_t channels,
-                                                 int64_t k, const uint16_t* x, const uint16_t* y,
-                                                 const uint16_t* pool_grad, float* kernel_grad,
-                                                 float* bias_grad, float* scratch) {
+template <typename T>
+void conv_relu_pool_filter_grad(int64_t height, int64_t width, int64_t channels, int64_t k, const T* x, const T* y,
+                                const T* pool_grad, float* kernel_grad, float* bias_grad, float* scratch) {
   const int64_t pad = (k - 1) / 2, padded_width = width + k - 1;
   float* padded = scratch;
   float* conv_grad = scratch + (height + k - 1) * padded_width;
   std::fill(padded, conv_grad, 0.f);
   for (int64_t h = 0; h < height; ++h)
-    for (int64_t w = 0; w < width; ++w) padded[(h + pad) * padded_width + w + pad] = bf16_to_float(x[h * width + w]);
+    for (int64_t w = 0; w < width; ++w) padded[(h + pad) * padded_width + w + pad] = to_float(x[h * width + w]);
   if (channels == 32 && k == 5) {  // the model's first layer
     route<32, float>(height, width, channels, y, pool_grad, conv_grad);
     accumulate_fixed<32, 5>(height, width, padded, conv_grad, kernel_grad, bias_grad);
@@ -160,13 +171,40 @@ extern "C" void lenet_conv_relu_pool_filter_grad(int64_t height, int64_t width, 
   }
 }
 
-extern "C" void lenet_relu_pool_grad(int64_t height, int64_t width, int64_t channels, const uint16_t* y,
-                                     const uint16_t* pool_grad, uint16_t* conv_grad) {
+template <typename T>
+void relu_pool_grad(int64_t height, int64_t width, int64_t channels, const T* y, const T* pool_grad, T* conv_grad) {
   if (channels == 64) {  // the model's second layer
-    route<64, uint16_t>(height, width, channels, y, pool_grad, conv_grad);
+    route<64, T>(height, width, channels, y, pool_grad, conv_grad);
   } else if (channels == 32) {
-    route<32, uint16_t>(height, width, channels, y, pool_grad, conv_grad);
+    route<32, T>(height, width, channels, y, pool_grad, conv_grad);
   } else {
-    route<0, uint16_t>(height, width, channels, y, pool_grad, conv_grad);
+    route<0, T>(height, width, channels, y, pool_grad, conv_grad);
   }
+}
+
+}  // namespace
+
+extern "C" {
+
+void lenet_conv_relu_pool_filter_grad(int64_t height, int64_t width, int64_t channels, int64_t k, const uint16_t* x,
+                                      const uint16_t* y, const uint16_t* pool_grad, float* kernel_grad,
+                                      float* bias_grad, float* scratch) {
+  conv_relu_pool_filter_grad(height, width, channels, k, x, y, pool_grad, kernel_grad, bias_grad, scratch);
+}
+
+void lenet_conv_relu_pool_filter_grad_f32(int64_t height, int64_t width, int64_t channels, int64_t k,
+                                          const uint32_t* x, const uint32_t* y, const uint32_t* pool_grad,
+                                          float* kernel_grad, float* bias_grad, float* scratch) {
+  conv_relu_pool_filter_grad(height, width, channels, k, x, y, pool_grad, kernel_grad, bias_grad, scratch);
+}
+
+void lenet_relu_pool_grad(int64_t height, int64_t width, int64_t channels, const uint16_t* y,
+                          const uint16_t* pool_grad, uint16_t* conv_grad) {
+  relu_pool_grad(height, width, channels, y, pool_grad, conv_grad);
+}
+
+void lenet_relu_pool_grad_f32(int64_t height, int64_t width, int64_t channels, const uint32_t* y,
+                              const uint32_t* pool_grad, uint32_t* conv_grad) {
+  relu_pool_grad(height, width, channels, y, pool_grad, conv_grad);
+}
 }

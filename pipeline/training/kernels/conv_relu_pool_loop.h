@@ -24,6 +24,13 @@ void lenet_conv_relu_pool_filter_grad(int64_t height, int64_t width, int64_t cha
 // (routing copies values).
 void lenet_relu_pool_grad(int64_t height, int64_t width, int64_t channels, const uint16_t* y,
                           const uint16_t* pool_grad, uint16_t* conv_grad);
+
+// The same two functions for float32 tensors (passed as their bits), for float32 training.
+void lenet_conv_relu_pool_filter_grad_f32(int64_t height, int64_t width, int64_t channels, int64_t k,
+                                          const uint32_t* x, const uint32_t* y, const uint32_t* pool_grad,
+                                          float* kernel_grad, float* bias_grad, float* scratch);
+void lenet_relu_pool_grad_f32(int64_t height, int64_t width, int64_t channels, const uint32_t* y,
+                              const uint32_t* pool_grad, uint32_t* conv_grad);
 }
 
 #endif  // LENET_CONV_RELU_POOL_LOOP_H_

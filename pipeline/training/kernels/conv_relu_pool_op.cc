@@ -26,10 +26,11 @@ using tensorflow::Tensor;
 using tensorflow::TensorShape;
 
 REGISTER_OP("ConvReluPoolFilterGrad")
-    .Input("x: bfloat16")
-    .Input("y: bfloat16")
-    .Input("pool_grad: bfloat16")
+    .Input("x: T")
+    .Input("y: T")
+    .Input("pool_grad: T")
     .Attr("k: int")
+    .Attr("T: {bfloat16, float}")
     .Output("kernel_grad: float")
     .Output("bias_grad: float")
     .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
@@ -41,6 +42,23 @@ REGISTER_OP("ConvReluPoolFilterGrad")
       return tensorflow::OkStatus();
     });
 
+// The loops take bfloat16 or float32 tensors as their raw bits.
+template <typename T>
+struct Bits;
+template <>
+struct Bits<tensorflow::bfloat16> {
+  using type = uint16_t;
+  static constexpr auto filter_grad = lenet_conv_relu_pool_filter_grad;
+  static constexpr auto relu_pool_grad = lenet_relu_pool_grad;
+};
+template <>
+struct Bits<float> {
+  using type = uint32_t;
+  static constexpr auto filter_grad = lenet_conv_relu_pool_filter_grad_f32;
+  static constexpr auto relu_pool_grad = lenet_relu_pool_grad_f32;
+};
+
+template <typename T>
 class ConvReluPoolFilterGradOp : public OpKernel {
  public:
   explicit ConvReluPoolFilterGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -63,16 +81,17 @@ class ConvReluPoolFilterGradOp : public OpKernel {
                                                     pool_grad.shape().DebugString()));
     const int64_t kernel_size = k_ * k_ * channels, per_image = kernel_size + channels;
     std::vector<float> partial(n * per_image, 0.f);
-    const auto* xs = reinterpret_cast<const uint16_t*>(x.tensor_data().data());
-    const auto* ys = reinterpret_cast<const uint16_t*>(y.tensor_data().data());
-    const auto* gs = reinterpret_cast<const uint16_t*>(pool_grad.tensor_data().data());
+    using B = typename Bits<T>::type;
+    const auto* xs = reinterpret_cast<const B*>(x.tensor_data().data());
+    const auto* ys = reinterpret_cast<const B*>(y.tensor_data().data());
+    const auto* gs = reinterpret_cast<const B*>(pool_grad.tensor_data().data());
     const int64_t pooled = ((height + 1) / 2) * ((width + 1) / 2) * channels;
     const int64_t scratch_size = (height + k_ - 1) * (width + k_ - 1) + height * width * channels;
     auto run_images = [&](int64_t first, int64_t last) {
       std::vector<float> scratch(scratch_size);
       for (int64_t i = first; i < last; ++i) {
         float* out = partial.data() + i * per_image;
-        lenet_conv_relu_pool_filter_grad(height, width, channels, k_, xs + i * height * width,
+        Bits<T>::filter_grad(height, width, channels, k_, xs + i * height * width,
                                          ys + i * height * width * channels, gs + i * pooled, out,
                                          out + kernel_size, scratch.data());
       }
@@ -98,20 +117,26 @@ class ConvReluPoolFilterGradOp : public OpKernel {
   int64_t k_;
 };
 
-REGISTER_KERNEL_BUILDER(Name("ConvReluPoolFilterGrad").Device(tensorflow::DEVICE_CPU), ConvReluPoolFilterGradOp);
+REGISTER_KERNEL_BUILDER(
+    Name("ConvReluPoolFilterGrad").Device(tensorflow::DEVICE_CPU).TypeConstraint<tensorflow::bfloat16>("T"),
+    ConvReluPoolFilterGradOp<tensorflow::bfloat16>);
+REGISTER_KERNEL_BUILDER(Name("ConvReluPoolFilterGrad").Device(tensorflow::DEVICE_CPU).TypeConstraint<float>("T"),
+                        ConvReluPoolFilterGradOp<float>);
 
 // ReluPoolGrad: ReluGrad and MaxPoolGrad of y = relu(...), p = max_pool(y, 2x2, stride 2, SAME)
-// in one pass, bfloat16 in and out (routing only copies values, so it is exact). Replaces
-// Eigen's bfloat16 ReluGrad and oneDNN's MaxPoolGrad, two passes over the activations.
+// in one pass, bfloat16 or float32 in and out (routing only copies values, so it is exact).
+// Replaces ReluGrad and oneDNN's MaxPoolGrad, two passes over the activations.
 REGISTER_OP("ReluPoolGrad")
-    .Input("y: bfloat16")
-    .Input("pool_grad: bfloat16")
-    .Output("conv_grad: bfloat16")
+    .Input("y: T")
+    .Input("pool_grad: T")
+    .Output("conv_grad: T")
+    .Attr("T: {bfloat16, float}")
     .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
       c->set_output(0, c->input(0));
       return tensorflow::OkStatus();
     });
 
+template <typename T>
 class ReluPoolGradOp : public OpKernel {
  public:
   explicit ReluPoolGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
@@ -129,17 +154,21 @@ class ReluPoolGradOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, y.shape(), &conv_grad));
     const int64_t n = y.dim_size(0), height = y.dim_size(1), width = y.dim_size(2), channels = y.dim_size(3);
     const int64_t image = height * width * channels, pooled = pool_grad.NumElements() / std::max<int64_t>(n, 1);
-    const auto* ys = reinterpret_cast<const uint16_t*>(y.tensor_data().data());
-    const auto* gs = reinterpret_cast<const uint16_t*>(pool_grad.tensor_data().data());
-    auto* out = reinterpret_cast<uint16_t*>(conv_grad->flat<tensorflow::bfloat16>().data());
+    using B = typename Bits<T>::type;
+    const auto* ys = reinterpret_cast<const B*>(y.tensor_data().data());
+    const auto* gs = reinterpret_cast<const B*>(pool_grad.tensor_data().data());
+    auto* out = reinterpret_cast<B*>(conv_grad->flat<T>().data());
     auto run_images = [&](int64_t first, int64_t last) {
       for (int64_t i = first; i < last; ++i)
-        lenet_relu_pool_grad(height, width, channels, ys + i * image, gs + i * pooled, out + i * image);
+        Bits<T>::relu_pool_grad(height, width, channels, ys + i * image, gs + i * pooled, out + i * image);
     };
     ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(n, image * 4, run_images);
   }
 };
 
-REGISTER_KERNEL_BUILDER(Name("ReluPoolGrad").Device(tensorflow::DEVICE_CPU), ReluPoolGradOp);
+REGISTER_KERNEL_BUILDER(Name("ReluPoolGrad").Device(tensorflow::DEVICE_CPU).TypeConstraint<tensorflow::bfloat16>("T"),
+                        ReluPoolGradOp<tensorflow::bfloat16>);
+REGISTER_KERNEL_BUILDER(Name("ReluPoolGrad").Device(tensorflow::DEVICE_CPU).TypeConstraint<float>("T"),
+                        ReluPoolGradOp<float>);
 
 }  // namespace lenet

@@ -1,0 +1,254 @@
+// The per-thread loops of WinogradConv2D and WinogradFilterGrad (see winograd_loop.h).
+//
+// Work goes in groups of kGroup tiles (across image boundaries) so that a group's transformed
+// input and products stay in the core's L2 cache: transform the group's tiles, run the n*n
+// matrix products (register-blocked: 6 or 4 rows x 16 columns of float32 accumulators, which
+// fits AVX2's 16 vector registers), transform back. Channel counts must be multiples of 16 (the
+// op checks), so every inner loop runs over whole vectors.
+#include "winograd_loop.h"
+
+#include <algorithm>
+
+namespace {
+
+constexpr int64_t kGroup = 24;
+constexpr int64_t kColumns = 16;
+
+typedef float v8 __attribute__((vector_size(32)));
+// The same vector for loads and stores at 4-byte alignment (scratch and tensors are not 32-aligned).
+typedef float v8_unaligned __attribute__((vector_size(32), aligned(4)));
+
+inline v8 load(const float* p) { return *reinterpret_cast<const v8_unaligned*>(p); }
+inline void store(float* p, v8 v) { *reinterpret_cast<v8_unaligned*>(p) = v; }
+
+// c[R x 16] (+)= a[R x depth] * b[depth x 16], with a(i, p) at a[i * a_row + p * a_depth] and
+// b(p, :) at b[p * b_depth]. Sums run over p in order, so the result never depends on threads.
+template <int R>
+inline void micro_kernel(int64_t depth, const float* a, int64_t a_row, int64_t a_depth, const float* b,
+                         int64_t b_depth, float* c, int64_t c_row, bool accumulate) {
+  v8 acc[R][2];
+  for (int i = 0; i < R; ++i) {
+    acc[i][0] = accumulate ? load(c + i * c_row) : v8{};
+    acc[i][1] = accumulate ? load(c + i * c_row + 8) : v8{};
+  }
+  for (int64_t p = 0; p < depth; ++p) {
+    const v8 b0 = load(b + p * b_depth), b1 = load(b + p * b_depth + 8);
+    for (int i = 0; i < R; ++i) {
+      const float s = a[i * a_row + p * a_depth];
+      acc[i][0] += s * b0;
+      acc[i][1] += s * b1;
+    }
+  }
+  for (int i = 0; i < R; ++i) {
+    store(c + i * c_row, acc[i][0]);
+    store(c + i * c_row + 8, acc[i][1]);
+  }
+}
+
+// c[rows x columns] (+)= a[rows x depth] * b[depth x columns]; columns a multiple of 16.
+template <int R>
+void matmul(int64_t rows, int64_t depth, int64_t columns, const float* a, int64_t a_row, int64_t a_depth,
+            const float* b, int64_t b_depth, float* c, int64_t c_row, bool accumulate) {
+  for (int64_t j = 0; j < columns; j += kColumns) {
+    int64_t i = 0;
+    for (; i + R <= rows; i += R)
+      micro_kernel<R>(depth, a + i * a_row, a_row, a_depth, b + j, b_depth, c + i * c_row + j, c_row, accumulate);
+    const float* ar = a + i * a_row;
+    float* cr = c + i * c_row + j;
+    switch (rows - i) {
+      case 5: micro_kernel<5>(depth, ar, a_row, a_depth, b + j, b_depth, cr, c_row, accumulate); break;
+      case 4: micro_kernel<4>(depth, ar, a_row, a_depth, b + j, b_depth, cr, c_row, accumulate); break;
+      case 3: micro_kernel<3>(depth, ar, a_row, a_depth, b + j, b_depth, cr, c_row, accumulate); break;
+      case 2: micro_kernel<2>(depth, ar, a_row, a_depth, b + j, b_depth, cr, c_row, accumulate); break;
+      case 1: micro_kernel<1>(depth, ar, a_row, a_depth, b + j, b_depth, cr, c_row, accumulate); break;
+      default: break;
+    }
+  }
+}
+
+struct Geometry {
+  int64_t height, width, m, n, pad, tiles_down, tiles_across, per_image;
+  Geometry(int64_t height, int64_t width, int64_t m, int64_t n)
+      : height(height), width(width), m(m), n(n), pad((n - m) / 2), tiles_down((height + m - 1) / m),
+        tiles_across((width + m - 1) / m), per_image(tiles_down * tiles_across) {}
+  // The image of ``tile`` and its first output row and column.
+  void locate(int64_t tile, int64_t* image, int64_t* top, int64_t* left) const {
+    *image = tile / per_image;
+    *top = (tile % per_image) / tiles_across * m;
+    *left = (tile % per_image) % tiles_across * m;
+  }
+};
+
+// The transforms work on 8 channels at a time held in vector registers (spilled to L1 where
+// N*N does not fit), with compile-time tile sizes so that every loop unrolls; the matrices stay
+// runtime values (dense: skipping their zeros costs more in branches than it saves).
+
+// v[N*N][kGroup][channels] at slot ``slot`` = Bt d Bt^T of the tile's N x N input window.
+template <int M, int N>
+void transform_input(const Geometry& g, int64_t channels, const float* bt, const float* x, int64_t tile,
+                     int64_t slot, float* v) {
+  int64_t image, top, left;
+  g.locate(tile, &image, &top, &left);
+  top -= g.pad;
+  left -= g.pad;
+  const float* base = x + image * g.height * g.width * channels;
+  bool row_in[N], column_in[N];
+  for (int i = 0; i < N; ++i) {
+    row_in[i] = top + i >= 0 && top + i < g.height;
+    column_in[i] = left + i >= 0 && left + i < g.width;
+  }
+  for (int64_t c = 0; c < channels; c += 8) {
+    v8 t[N][N];
+    for (int q = 0; q < N; ++q) {
+      v8 column[N];
+      for (int p = 0; p < N; ++p)
+        column[p] = row_in[p] && column_in[q] ? load(base + ((top + p) * g.width + left + q) * channels + c) : v8{};
+      for (int o = 0; o < N; ++o) {
+        v8 acc{};
+        for (int p = 0; p < N; ++p) acc += bt[o * N + p] * column[p];
+        t[o][q] = acc;
+      }
+    }
+    for (int o = 0; o < N; ++o) {
+      for (int r = 0; r < N; ++r) {
+        v8 acc{};
+        for (int q = 0; q < N; ++q) acc += bt[r * N + q] * t[o][q];
+        store(v + ((o * N + r) * kGroup + slot) * channels + c, acc);
+      }
+    }
+  }
+}
+
+// y's M x M block of ``tile`` = relu?(At P At^T + bias), P the tile's products at ``slot``.
+template <int M, int N>
+void transform_output(const Geometry& g, int64_t filters, const float* at, const float* products, int64_t slot,
+                      int64_t tile, const float* bias, bool relu, float* y) {
+  int64_t image, top, left;
+  g.locate(tile, &image, &top, &left);
+  const int rows = static_cast<int>(std::min<int64_t>(M, g.height - top));
+  const int columns = static_cast<int>(std::min<int64_t>(M, g.width - left));
+  for (int64_t k = 0; k < filters; k += 8) {
+    v8 t[M][N];
+    for (int b = 0; b < N; ++b) {
+      v8 column[N];
+      for (int a = 0; a < N; ++a) column[a] = load(products + ((a * N + b) * kGroup + slot) * filters + k);
+      for (int i = 0; i < M; ++i) {
+        v8 acc{};
+        for (int a = 0; a < N; ++a) acc += at[i * N + a] * column[a];
+        t[i][b] = acc;
+      }
+    }
+    const v8 offset = bias ? load(bias + k) : v8{};
+    for (int i = 0; i < rows; ++i) {
+      for (int j = 0; j < columns; ++j) {
+        v8 acc{};
+        for (int b = 0; b < N; ++b) acc += at[j * N + b] * t[i][b];
+        acc += offset;
+        if (relu) acc = acc > 0 ? acc : v8{};
+        store(y + ((image * g.height + top + i) * g.width + left + j) * filters + k, acc);
+      }
+    }
+  }
+}
+
+// dm[N*N][kGroup][filters] at ``slot`` = At^T dY At, dY the tile's M x M block of dy (zero outside).
+template <int M, int N>
+void transform_output_gradient(const Geometry& g, int64_t filters, const float* at, const float* dy,
+                               int64_t tile, int64_t slot, float* dm) {
+  int64_t image, top, left;
+  g.locate(tile, &image, &top, &left);
+  const float* base = dy + image * g.height * g.width * filters;
+  for (int64_t k = 0; k < filters; k += 8) {
+    v8 t[N][M];
+    for (int j = 0; j < M; ++j) {
+      v8 column[M];
+      for (int i = 0; i < M; ++i)
+        column[i] = top + i < g.height && left + j < g.width
+                        ? load(base + ((top + i) * g.width + left + j) * filters + k) : v8{};
+      for (int a = 0; a < N; ++a) {
+        v8 acc{};
+        for (int i = 0; i < M; ++i) acc += at[i * N + a] * column[i];
+        t[a][j] = acc;
+      }
+    }
+    for (int a = 0; a < N; ++a) {
+      for (int b = 0; b < N; ++b) {
+        v8 acc{};
+        for (int j = 0; j < M; ++j) acc += at[j * N + b] * t[a][j];
+        store(dm + ((a * N + b) * kGroup + slot) * filters + k, acc);
+      }
+    }
+  }
+}
+
+template <int M, int N>
+void forward(const Geometry& g, int64_t images, int64_t channels, int64_t filters, const float* bt, const float* at,
+             const float* x, const float* u, const float* bias, bool relu, float* y, float* scratch) {
+  float* v = scratch;
+  float* products = v + N * N * kGroup * channels;
+  const int64_t tiles = images * g.per_image;
+  for (int64_t first = 0; first < tiles; first += kGroup) {
+    const int64_t count = std::min(kGroup, tiles - first);
+    for (int64_t t = 0; t < count; ++t) transform_input<M, N>(g, channels, bt, x, first + t, t, v);
+    for (int64_t point = 0; point < N * N; ++point)
+      matmul<6>(count, channels, filters, v + point * kGroup * channels, channels, 1,
+                u + point * channels * filters, filters, products + point * kGroup * filters, filters, false);
+    for (int64_t t = 0; t < count; ++t)
+      transform_output<M, N>(g, filters, at, products, t, first + t, bias, relu, y);
+  }
+}
+
+template <int M, int N>
+void filter_grad(const Geometry& g, int64_t images, int64_t channels, int64_t filters, const float* bt,
+                 const float* at, const float* x, const float* dy, float* du, float* scratch) {
+  float* v = scratch;
+  float* dm = v + N * N * kGroup * channels;
+  const int64_t tiles = images * g.per_image;
+  for (int64_t first = 0; first < tiles; first += kGroup) {
+    const int64_t count = std::min(kGroup, tiles - first);
+    for (int64_t t = 0; t < count; ++t) {
+      transform_input<M, N>(g, channels, bt, x, first + t, t, v);
+      transform_output_gradient<M, N>(g, filters, at, dy, first + t, t, dm);
+    }
+    for (int64_t point = 0; point < N * N; ++point)
+      matmul<4>(channels, count, filters, v + point * kGroup * channels, 1, channels,
+                dm + point * kGroup * filters, filters, du + point * channels * filters, filters, true);
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+int64_t lenet_winograd_scratch(int64_t m, int64_t n, int64_t channels, int64_t filters) {
+  return n * n * kGroup * (channels + filters);
+}
+
+int lenet_winograd_supported(int64_t m, int64_t n) {
+  return n == m + 4 && (m == 2 || m == 3 || m == 4);
+}
+
+void lenet_winograd_forward(int64_t images, int64_t height, int64_t width, int64_t channels, int64_t filters,
+                            int64_t m, int64_t n, const float* bt, const float* at, const float* x,
+                            const float* u, const float* bias, int relu, float* y, float* scratch) {
+  const Geometry g(height, width, m, n);
+  switch (m) {
+    case 2: forward<2, 6>(g, images, channels, filters, bt, at, x, u, bias, relu, y, scratch); break;
+    case 3: forward<3, 7>(g, images, channels, filters, bt, at, x, u, bias, relu, y, scratch); break;
+    case 4: forward<4, 8>(g, images, channels, filters, bt, at, x, u, bias, relu, y, scratch); break;
+    default: break;
+  }
+}
+
+void lenet_winograd_filter_grad(int64_t images, int64_t height, int64_t width, int64_t channels,
+                                int64_t filters, int64_t m, int64_t n, const float* bt, const float* at,
+                                const float* x, const float* dy, float* du, float* scratch) {
+  const Geometry g(height, width, m, n);
+  switch (m) {
+    case 2: filter_grad<2, 6>(g, images, channels, filters, bt, at, x, dy, du, scratch); break;
+    case 3: filter_grad<3, 7>(g, images, channels, filters, bt, at, x, dy, du, scratch); break;
+    case 4: filter_grad<4, 8>(g, images, channels, filters, bt, at, x, dy, du, scratch); break;
+    default: break;
+  }
+}
+}

@@ -1,0 +1,37 @@
+// The arithmetic of WinogradConv2D and WinogradFilterGrad, free of TensorFlow headers (compiled
+// -march=native).
+//
+// A SAME, stride-1 convolution with an odd r x r filter is computed in the Winograd domain
+// F(m x m, r x r): the input is cut into overlapping n x n tiles (n = m + r - 1) with stride m,
+// each tile is transformed (V = Bt d Bt^T), multiplied point by point with the transformed filter
+// (n*n matrix products over the channels) and transformed back (Y = At M At^T), giving an m x m
+// block of the output. Tensors are NHWC float32; Bt is n x n, At m x n, both row-major.
+#ifndef LENET_WINOGRAD_LOOP_H_
+#define LENET_WINOGRAD_LOOP_H_
+
+#include <cstdint>
+
+extern "C" {
+
+// Floats of scratch that the two functions below need.
+int64_t lenet_winograd_scratch(int64_t m, int64_t n, int64_t channels, int64_t filters);
+
+// Whether F(m x m, r x r) with n = m + r - 1 is compiled in: r = 5 and m = 2, 3 or 4.
+int lenet_winograd_supported(int64_t m, int64_t n);
+
+// y[images][height][width][filters] = relu?(conv(x, filter) + bias) for ``images`` images, where
+// u [n*n][channels][filters] is the transformed filter (G g G^T per channel pair).
+void lenet_winograd_forward(int64_t images, int64_t height, int64_t width, int64_t channels,
+                            int64_t filters, int64_t m, int64_t n, const float* bt, const float* at,
+                            const float* x, const float* u, const float* bias, int relu, float* y,
+                            float* scratch);
+
+// du [n*n][channels][filters] += the gradient of the transformed filter for ``images`` images, from
+// the input x [images][height][width][channels] and the output gradient dy [...][filters]. Tiles
+// are added in image order, then tile order, so a fixed set of images gives the same sums.
+void lenet_winograd_filter_grad(int64_t images, int64_t height, int64_t width, int64_t channels,
+                                int64_t filters, int64_t m, int64_t n, const float* bt, const float* at,
+                                const float* x, const float* dy, float* du, float* scratch);
+}
+
+#endif  // LENET_WINOGRAD_LOOP_H_

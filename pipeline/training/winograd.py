@@ -1,0 +1,130 @@
+"""conv2 in the Winograd domain: F(m x m, 5 x 5) transforms and the differentiable conv -> bias -> ReLU.
+
+A SAME stride-1 convolution with an r x r filter is computed per m x m output block from an
+n x n input tile (n = m + r - 1): Y = At [(G g G^T) * (Bt d Bt^T)] At^T, n*n multiplications per
+block and channel pair where the direct form needs m*m*r*r. For conv2 (14x14 maps, 5x5 filters)
+docs/benchmarks.md gives the measured choice of m. The transforms come from the Cook-Toom
+construction on the interpolation points below plus the point at infinity; Bt is solved for
+exactly from At and G in float64 (the identity must hold for every filter and tile), so no table
+of constants is copied by hand.
+
+All three passes of training use the compiled ops (pipeline/training/kernels/winograd_*):
+
+- forward: WinogradConv2D(x, G g G^T) with the bias and ReLU applied in its output transform;
+- input gradient: WinogradConv2D(dy, G rot180(g)^T G^T), the same convolution of the output
+  gradient with the filter rotated and its channels swapped (SAME padding, odd filter);
+- filter gradient: WinogradFilterGrad sums Bt d Bt^T x At^T dy At over tiles and images in the
+  Winograd domain; G^T (.) G takes it back to the 5x5 filter (TensorFlow's autodiff of the
+  filter transform, a small einsum).
+"""
+
+import functools
+
+import numpy as np
+
+FILTER_SIZE = 5
+# Interpolation points per output tile side m (plus infinity): small integers and halves keep
+# the transforms' entries small, which keeps float32 rounding small (docs/benchmarks.md).
+POINTS = {2: (0, 1, -1, 2, -2), 3: (0, 1, -1, 2, -2, 0.5), 4: (0, 1, -1, 2, -2, 0.5, -0.5)}
+DEFAULT_TILE = 4
+
+
+@functools.cache
+def transforms(m: int, r: int = FILTER_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (At [m x n], G [n x r], Bt [n x n]) in float64 for F(m x m, r x r)."""
+    if m not in POINTS or len(POINTS[m]) != m + r - 2:
+        raise ValueError(f"no Winograd points for F({m}x{m},{r}x{r}); tile sides: {sorted(POINTS)}")
+    points = np.array(POINTS[m], dtype=np.float64)
+    n = m + r - 1
+    at, g = np.zeros((m, n)), np.zeros((n, r))
+    for j, point in enumerate(points):
+        at[:, j] = point ** np.arange(m)
+        g[j] = point ** np.arange(r) / np.prod([point - other for other in np.delete(points, j)])
+    at[m - 1, n - 1] = g[n - 1, r - 1] = 1.0  # the point at infinity
+    # sum_j At[i, j] G[j, k] Bt[j, l] = [l == i + k] for all i, k, l: linear in Bt.
+    system = np.einsum("ij,jk,lp->ikljp", at, g, np.eye(n)).reshape(m * r * n, n * n)
+    target = np.array([[[float(l == i + k) for l in range(n)] for k in range(r)] for i in range(m)]).ravel()
+    solution, *_ = np.linalg.lstsq(system, target, rcond=None)
+    bt = solution.reshape(n, n)
+    if not np.allclose(system @ solution, target, atol=1e-9):
+        raise ArithmeticError(f"F({m}x{m},{r}x{r}) has no exact input transform for points {POINTS[m]}")
+    return at, g, bt
+
+
+def reference_conv(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Return the SAME stride-1 convolution of NHWC ``x`` with HWIO ``kernel`` in float64 (direct sums)."""
+    r = kernel.shape[0]
+    pad = r // 2
+    padded = np.pad(x.astype(np.float64), ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    height, width = x.shape[1:3]
+    out = np.zeros((*x.shape[:3], kernel.shape[3]))
+    for i in range(r):
+        for j in range(r):
+            out += np.einsum("nhwc,ck->nhwk", padded[:, i:i + height, j:j + width], kernel[i, j].astype(np.float64))
+    return out
+
+
+class WinogradConv:
+    """conv2d(x, kernel) + bias, then ReLU, as WinogradConv2D computes it, with its gradient in the same domain."""
+
+    def __init__(self, ops, m: int = DEFAULT_TILE):
+        import tensorflow as tf
+
+        at, g, bt = transforms(m)
+        self.ops, self.m = ops, m
+        self.attrs = {"m": m, "bt": bt.astype(np.float32).ravel().tolist(), "at": at.astype(np.float32).ravel().tolist()}
+        self.g = tf.constant(g, tf.float32)
+        self.points = g.shape[0] ** 2
+
+    def filter_transform(self, kernel):
+        """Return G g G^T per channel pair, [n*n, in, out], from an HWIO kernel."""
+        return self._sandwich(self.g, kernel)
+
+    def _sandwich(self, left, block):
+        """Return left . block . left^T over the two leading axes of ``block`` [r, r, in, out], as [n*n, in, out].
+
+        Two plain matrix products on the channel-pair columns (no transposes), where an einsum
+        would reorder the 8 MB of a batch's worth of filters twice.
+        """
+        import tensorflow as tf
+
+        rows, size, channels, filters = left.shape[0], left.shape[1], block.shape[2], block.shape[3]
+        half = tf.reshape(tf.matmul(left, tf.reshape(block, [size, size * channels * filters])),
+                          [rows, size, channels * filters])
+        whole = tf.matmul(tf.broadcast_to(left, [rows, rows, size]), half)
+        return tf.reshape(whole, [rows * rows, channels, filters])
+
+    def forward(self, x, kernel, bias, relu: bool = True):
+        """Return relu?(conv2d(x, kernel, SAME) + bias), not differentiable (see ``conv``)."""
+        return self.ops.winograd_conv2d(x, self.filter_transform(kernel), bias, relu=relu, **self.attrs)
+
+    def conv(self, x, kernel, bias, relu: bool = True):
+        """Return relu?(conv2d(x, kernel, SAME) + bias) for float32 NHWC ``x``, differentiable in all three."""
+        import tensorflow as tf
+
+        @tf.custom_gradient
+        def block(x, kernel, bias):
+            y = self.forward(x, kernel, bias, relu)
+
+            def gradient(dy):
+                if relu:
+                    dy = tf.where(y > 0, dy, tf.zeros_like(dy))
+                return (*self.backward(x, kernel, dy), tf.reduce_sum(dy, [0, 1, 2]))
+
+            return y, gradient
+
+        return block(x, kernel, bias)
+
+    def backward(self, x, kernel, conv_gradient):
+        """Return the gradients of x and the kernel for the gradient at the convolution's output."""
+        import tensorflow as tf
+
+        rotated = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
+        no_bias = tf.zeros([0], tf.float32)
+        input_gradient = self.ops.winograd_conv2d(conv_gradient, self.filter_transform(rotated), no_bias,
+                                                  relu=False, **self.attrs)
+        du = self.ops.winograd_filter_grad(x, conv_gradient, **self.attrs)
+        n, size = self.g.shape
+        du = tf.reshape(du, [n, n, kernel.shape[2], kernel.shape[3]])
+        kernel_gradient = self._sandwich(tf.transpose(self.g), du)  # G^T dU G
+        return input_gradient, tf.reshape(kernel_gradient, kernel.shape)

@@ -1,0 +1,110 @@
+"""The float32 training step's forward pass wired to the compiled float32 ops (``kernels = winograd``).
+
+- An eligible convolution (5x5, SAME, stride 1, ReLU, a bias, input and output channels in
+  multiples of 16, whole vectors for the compiled ops), in this model conv2, which holds 60.2 of
+  the 72.4 MFLOP of a training image, runs all three passes in the Winograd domain
+  (pipeline/training/winograd.py), its bias and ReLU inside the forward op.
+- Each conv -> ReLU -> 2x2 max pool block's ReLU and pool gradient is one pass (ReluPoolGrad, in
+  float32: exact, routing only copies values) instead of ReluGrad and MaxPoolGrad.
+- conv1 (one input channel) keeps oneDNN's forward pass; its whole backward pass is
+  ConvReluPoolFilterGrad in float32 (the stock filter gradient's sums in another order).
+
+Every other layer runs as Keras computes it. The variables, values and schedule are untouched:
+only how the passes are computed changes.
+"""
+
+import keras
+import tensorflow as tf
+
+from pipeline.errors import ConfigError
+from pipeline.training import native
+from pipeline.training.winograd import FILTER_SIZE, WinogradConv
+
+
+def winograd_unavailable_reason(precision: str, replicas: int, loss_scaled: bool, gpus: int) -> str | None:
+    """Return why ``kernels = winograd`` cannot train this configuration here, or None when it can."""
+    if precision != "float32":
+        return f"precision is {precision}; the Winograd kernels are float32 (use kernels fused or stock)"
+    if replicas != 1 or loss_scaled:
+        return "training is split over several devices"
+    if gpus:
+        return "a GPU holds the variables and the Winograd kernels run on CPUs only"
+    return None
+
+
+def is_eligible(layer) -> bool:
+    """Return whether ``layer`` is a convolution the Winograd ops compute (see the module docstring)."""
+    if not isinstance(layer, keras.layers.Conv2D):
+        return False
+    config = layer.get_config()
+    return (tuple(config["kernel_size"]) == (FILTER_SIZE, FILTER_SIZE) and tuple(config["strides"]) == (1, 1)
+            and tuple(config["dilation_rate"]) == (1, 1) and config["padding"] == "same"
+            and config["activation"] == "relu" and config["use_bias"] and config["groups"] == 1
+            and config["data_format"] == "channels_last" and layer.compute_dtype == "float32"
+            and layer.kernel.shape[2] % 16 == 0 and layer.kernel.shape[3] % 16 == 0)
+
+
+class WinogradTraining:
+    """The model's training-mode forward pass with the float32 compiled ops (see the module docstring)."""
+
+    def __init__(self, model: keras.Model):
+        from pipeline.training.fused import _is_fusable_block
+
+        self.ops = native.ops()
+        self.conv = WinogradConv(self.ops)
+        # A plan of (how, layers): "layer" runs a Keras layer, "winograd" an eligible conv alone,
+        # "winograd_pool" and "first_pool" a conv -> pool pair with one of the fused backward passes.
+        self.plan, layers = [], model.layers[1:]  # layers[0] is the input
+        while layers:
+            layer, pool = layers[0], layers[1] if len(layers) > 1 else None
+            block = pool is not None and _is_fusable_block(layer, pool) and layer.compute_dtype == "float32"
+            if block and is_eligible(layer):
+                self.plan.append(("winograd_pool", layer))
+            elif block and layer.kernel.shape[2] == 1 and not any(done.trainable_weights for _, done in self.plan):
+                # Only before any trainable layer: this backward pass returns no input gradient.
+                self.plan.append(("first_pool", layer))
+            elif is_eligible(layer):
+                self.plan.append(("winograd", layer))
+            else:
+                self.plan.append(("layer", layer))
+            layers = layers[2:] if self.plan[-1][0].endswith("_pool") else layers[1:]
+        if not any(how.startswith("winograd") for how, _ in self.plan):
+            raise ConfigError("Train kernels = 'winograd' found no 5x5 float32 convolution with channels in "
+                              "multiples of 16 to run (use auto or stock, --Train-kernels).")
+
+    def _winograd_pool(self, x, conv):
+        @tf.custom_gradient
+        def block(x, kernel, bias):
+            activations = self.conv.forward(x, kernel, bias, relu=True)
+
+            def gradient(pool_gradient):
+                conv_gradient = self.ops.relu_pool_grad(activations, pool_gradient)
+                return (*self.conv.backward(x, kernel, conv_gradient), tf.reduce_sum(conv_gradient, [0, 1, 2]))
+
+            return tf.nn.max_pool2d(activations, 2, 2, "SAME"), gradient
+
+        return block(x, conv.kernel.value, conv.bias.value)
+
+    def _first_pool(self, x, conv):
+        from pipeline.training.fused import _conv_relu_pool
+
+        def backward(x, kernel, bias, activations, pool_gradient):
+            kernel_gradient, bias_gradient = self.ops.conv_relu_pool_filter_grad(
+                x, activations, pool_gradient, k=conv.kernel.shape[0])
+            return None, kernel_gradient, bias_gradient  # the input is data: no gradient
+
+        return _conv_relu_pool(x, conv, backward)
+
+    def logits(self, x):
+        """Return the model's training-mode logits for the batch ``x``."""
+        h = x
+        for how, layer in self.plan:
+            if how == "winograd_pool":
+                h = self._winograd_pool(h, layer)
+            elif how == "first_pool":
+                h = self._first_pool(h, layer)
+            elif how == "winograd":
+                h = self.conv.conv(h, layer.kernel.value, layer.bias.value, relu=True)
+            else:
+                h = layer(h, training=True)
+        return h

@@ -1,0 +1,151 @@
+"""conv2 in the Winograd domain: exact transforms, float32 errors within stated bounds, the same training."""
+
+import logging
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline.data import synthetic
+from pipeline.errors import ConfigError
+from pipeline.results.inference import error_rate
+from pipeline.training import native, winograd
+from pipeline.training.config import TrainingConfig
+from pipeline.training.fused import choose_kernels
+from pipeline.training.loop import Trainer, train_model
+from pipeline.training.model import make_model
+from pipeline.training.winograd_training import WinogradTraining
+
+# The largest error of each pass against the float64 direct convolution, relative to the largest
+# magnitude of the exact result. docs/benchmarks.md gives the measured values at conv2's shape
+# (F(4x4,5x5), the one training uses: 5.6e-6, 6.2e-6, 8.5e-6; F(2x2,5x5)'s filter gradient up to
+# 2.3e-5; TensorFlow's direct float32 convolution about 3e-7): float32 rounding times the
+# transforms' growth, far below what training can see.
+FLOAT32_BOUND = 5e-5
+
+
+@pytest.mark.parametrize("m", sorted(winograd.POINTS))
+def test_transforms_are_an_exact_identity_in_float64(m):
+    at, g, bt = winograd.transforms(m)
+    rng = np.random.default_rng(m)
+    tile, kernel = rng.normal(size=(m + 4, m + 4)), rng.normal(size=(5, 5))
+    got = at @ ((g @ kernel @ g.T) * (bt @ tile @ bt.T)) @ at.T
+    expected = np.array([[np.sum(tile[i:i + 5, j:j + 5] * kernel) for j in range(m)] for i in range(m)])
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_unknown_tile_sizes_are_refused():
+    with pytest.raises(ValueError, match="tile sides"):
+        winograd.transforms(5)
+
+
+def filter_gradient_reference(x, dy, size=5):
+    """Return sum over images and positions of padded x windows times dy, in float64 (HWIO)."""
+    pad = size // 2
+    padded = np.pad(x.astype(np.float64), ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    height, width = x.shape[1:3]
+    return np.stack([np.stack([np.einsum("nhwc,nhwk->ck", padded[:, i:i + height, j:j + width], dy)
+                               for j in range(size)]) for i in range(size)])
+
+
+def relative_error(got, expected):
+    return float(np.abs(np.asarray(got, np.float64) - expected).max() / np.abs(expected).max())
+
+
+@pytest.mark.parametrize("m", sorted(winograd.POINTS))
+@pytest.mark.parametrize("shape", [(9, 14, 14, 32, 64), (3, 9, 11, 16, 32)], ids=["conv2", "odd-size"])
+def test_each_pass_is_within_the_float32_bound_of_the_float64_direct_convolution(m, shape):
+    images, height, width, channels, filters = shape
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(images, height, width, channels)).astype(np.float32)
+    kernel = rng.normal(0, 0.1, (5, 5, channels, filters)).astype(np.float32)
+    dy = rng.normal(size=(images, height, width, filters)).astype(np.float32)
+    conv = winograd.WinogradConv(native.ops(), m)
+    forward = conv.forward(tf.constant(x), tf.constant(kernel), tf.zeros([filters]), relu=False)
+    input_gradient, kernel_gradient = conv.backward(tf.constant(x), tf.constant(kernel), tf.constant(dy))
+    rotated = np.transpose(kernel[::-1, ::-1], (0, 1, 3, 2))
+    assert relative_error(forward, winograd.reference_conv(x, kernel)) < FLOAT32_BOUND
+    assert relative_error(input_gradient, winograd.reference_conv(dy, rotated)) < FLOAT32_BOUND
+    assert relative_error(kernel_gradient, filter_gradient_reference(x, dy)) < FLOAT32_BOUND
+
+
+def test_bias_and_relu_are_applied_in_the_forward_op():
+    rng = np.random.default_rng(8)
+    x = tf.constant(rng.normal(size=(2, 14, 14, 32)), tf.float32)
+    kernel = tf.constant(rng.normal(0, 0.1, (5, 5, 32, 64)), tf.float32)
+    bias = tf.constant(rng.normal(0, 0.5, 64), tf.float32)
+    got = winograd.WinogradConv(native.ops()).forward(x, kernel, bias, relu=True)
+    expected = np.maximum(winograd.reference_conv(x.numpy(), kernel.numpy()) + bias.numpy(), 0)
+    assert relative_error(got, expected) < FLOAT32_BOUND
+
+
+def test_the_filter_gradient_does_not_depend_on_the_number_of_threads():
+    """Chunks of images are summed in a fixed order: the exact-resume guarantee."""
+    rng = np.random.default_rng(9)
+    x = tf.constant(rng.normal(size=(40, 14, 14, 32)), tf.float32)
+    dy = tf.constant(rng.normal(size=(40, 14, 14, 64)), tf.float32)
+    conv = winograd.WinogradConv(native.ops())
+    whole = native.ops().winograd_filter_grad(x, dy, **conv.attrs).numpy()
+    parts = sum(native.ops().winograd_filter_grad(x[i:i + 8], dy[i:i + 8], **conv.attrs).numpy().astype(np.float64)
+                for i in range(0, 40, 8))
+    np.testing.assert_allclose(whole, parts, rtol=1e-5, atol=1e-5 * np.abs(parts).max())
+    np.testing.assert_array_equal(whole, native.ops().winograd_filter_grad(x, dy, **conv.attrs).numpy())
+
+
+def test_shapes_the_ops_cannot_take_are_refused_with_the_shapes():
+    conv = winograd.WinogradConv(native.ops())
+    with pytest.raises(tf.errors.InvalidArgumentError, match="multiples of 16"):
+        native.ops().winograd_conv2d(tf.zeros([1, 8, 8, 3]), tf.zeros([64, 3, 16]), tf.zeros([0]), **conv.attrs)
+
+
+def test_the_training_step_computes_the_stock_gradients():
+    """The whole model without dropout: every variable's gradient as the stock step gives it."""
+    keras_seed = 5
+    tf.keras.utils.set_random_seed(keras_seed)
+    model = make_model(dropout=0.0)
+    images, labels = synthetic.pattern_arrays(32, seed=3)
+    x = tf.constant(images[..., None], tf.float32)
+    y = tf.constant(labels, tf.int32)
+
+    def gradients(logits_of):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits_of(x)))
+        return tape.gradient(loss, model.trainable_variables)
+
+    stock = gradients(lambda batch: model(batch, training=True))
+    ours = gradients(WinogradTraining(model).logits)
+    for variable, a, b in zip(model.trainable_variables, stock, ours, strict=True):
+        assert relative_error(b.numpy(), a.numpy().astype(np.float64)) < 1e-4, variable.path
+
+
+@pytest.fixture(scope="module")
+def pattern():
+    return synthetic.pattern_arrays(640, seed=1), synthetic.pattern_arrays(200, seed=2)
+
+
+def test_winograd_training_learns_the_pattern_and_resumes_bit_for_bit(pattern, tmp_path):
+    train, validation = pattern
+    config = TrainingConfig(epochs=3, precision="float32", kernels="winograd")
+    straight, history = train_model(train, validation, config, tmp_path / "straight")
+    assert history[-1]["kernels"] == "winograd"
+    assert error_rate(straight, *validation) == 0.0
+    train_model(train, validation, TrainingConfig(epochs=1, precision="float32", kernels="winograd"),
+                tmp_path / "resumed")
+    resumed, resumed_history = train_model(train, validation, config, tmp_path / "resumed")
+    for a, b in zip(straight.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert [r["train_loss"] for r in history] == [r["train_loss"] for r in resumed_history]
+
+
+def test_winograd_where_it_cannot_run_says_why_in_one_line():
+    with pytest.raises(ConfigError, match="precision is mixed_bfloat16.*--Train-kernels") as error:
+        choose_kernels("winograd", "mixed_bfloat16", 1, False)
+    assert "\n" not in str(error.value)
+    with pytest.raises(ConfigError, match="split over several devices"):
+        choose_kernels("winograd", "float32", 2, False)
+
+
+def test_auto_picks_winograd_for_float32_on_one_cpu(caplog):
+    with caplog.at_level(logging.INFO):
+        trainer = Trainer(synthetic.pattern_arrays(64, seed=1), TrainingConfig(precision="float32"))
+    assert trainer.kernels == "winograd"
