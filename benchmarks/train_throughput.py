@@ -1,6 +1,11 @@
-"""Training throughput: (a) the 2018 feed_dict loop, (b) ours in float32, (c) ours at the default.
+"""Training throughput: (a) the 2018 feed_dict loop, (b) ours in float32, (c) ours at the default, (d) Keras fit.
 
     python -m benchmarks.train_throughput [--repeats 3] [--data DIR]
+
+(d) is what a user would write instead: the same LeNet (``make_model``, float32, dropout 0.5)
+compiled with Keras' SGD (momentum 0.9, learning rate 0.01) and a plain ``model.fit`` over the
+same images in batches of 64, without the L2 term or the learning-rate decay (a plain fit has
+neither); its two figures are the same, as it validates nothing.
 
 Each measurement is a fresh subprocess (TF1 graph mode and eager Keras cannot share one) on
 the same Fashion-MNIST training images: ``--warmup`` untimed steps, then one epoch (859 steps of
@@ -22,7 +27,7 @@ from pathlib import Path
 from benchmarks.common import (FASHION_DIR, held_out_trainer, interleaved, machine_summary, medians,
                                python_command, run_measured)
 
-MODES = {"a_tf1_feed_dict": "tf1", "b_ours_float32": "float32", "c_ours_default": "auto"}
+MODES = {"a_tf1_feed_dict": "tf1", "b_ours_float32": "float32", "c_ours_default": "auto", "d_keras_fit": "keras"}
 
 
 def measure_tf1(data: Path, warmup: int) -> dict:
@@ -58,9 +63,36 @@ def measure_ours(data: Path, precision: str, warmup: int) -> dict:
             "setup": f"{trainer.config.precision}, {trainer.kernels} kernels"}
 
 
+def measure_keras_fit(data: Path, warmup: int) -> dict:
+    """Return images/s of a plain Keras ``model.fit`` of the same model over one epoch."""
+    import keras
+
+    from benchmarks.common import VALIDATION_SIZE
+    from pipeline.data.extract import load_split
+    from pipeline.training.model import make_model
+
+    images, labels = load_split(data, "train")
+    images, labels = images[VALIDATION_SIZE:, ..., None], labels[VALIDATION_SIZE:].astype("int32")
+    keras.utils.set_random_seed(1)
+    model = make_model()
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(images[:warmup * 64], labels[:warmup * 64], batch_size=64, epochs=1, verbose=0)
+    steps = len(labels) // 64
+    started = time.perf_counter()
+    model.fit(images[:steps * 64], labels[:steps * 64], batch_size=64, epochs=1, shuffle=True, verbose=0)
+    rate = steps * 64 / (time.perf_counter() - started)
+    return {"as_run": rate, "steps_only": rate, "setup": "Keras model.fit, float32"}
+
+
 def worker(mode: str, data: Path, warmup: int) -> None:
     """Measure one mode in this process and print the result as JSON."""
-    rates = measure_tf1(data, warmup) if mode == "tf1" else measure_ours(data, mode, warmup)
+    if mode == "tf1":
+        rates = measure_tf1(data, warmup)
+    elif mode == "keras":
+        rates = measure_keras_fit(data, warmup)
+    else:
+        rates = measure_ours(data, mode, warmup)
     print(json.dumps(rates))
 
 
@@ -104,6 +136,7 @@ def main() -> None:
             print(f"  {name:18s} {rate:8.0f}   ({min(values[name]):.0f}-{max(values[name]):.0f})")
         print(f"  ratio (b)/(a) float32: {rates['b_ours_float32'] / baseline:.2f}")
         print(f"  ratio (c)/(a) default: {rates['c_ours_default'] / baseline:.2f}")
+        print(f"  ratio (c)/(d) default against Keras fit: {rates['c_ours_default'] / rates['d_keras_fit']:.2f}")
 
 
 if __name__ == "__main__":

@@ -114,9 +114,17 @@ def luigi_command(*args: str) -> list[str]:
 
 
 def cli_env() -> dict:
-    """Return the environment for CLI runs: a user's (TensorFlow's log level unset), deterministic hashing."""
+    """Return the environment for CLI runs: a user's (TensorFlow's log level unset), deterministic hashing.
+
+    The compiled ops are built once for the whole test run, in this user's kernel cache, also for
+    the tests that give each simulated host its own cache directory (as an image does, with
+    LENET_KERNEL_CACHE=/app/kernels): what those tests separate is the artifact cache.
+    """
+    from pipeline.training import native
+
     env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     env.update(PYTHONHASHSEED="0")
+    env.setdefault(native.CACHE_ENV, str(native.cache_root()))
     return env
 
 
