@@ -139,6 +139,11 @@ class FusedTraining:
                                   name=f"{SHADOWED_LAYER}_kernel_bfloat16")
         self.ops = native.ops()
 
+    @property
+    def watched(self):
+        """The tensor whose gradient ``apply`` takes: the bfloat16 shadow the forward matmul reads."""
+        return self.shadow
+
     def refresh(self) -> None:
         """Copy the kernel into the shadow (after a restore or any other outside assignment)."""
         self.shadow.assign(tf.cast(self.kernel.value, tf.bfloat16))

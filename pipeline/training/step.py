@@ -12,9 +12,9 @@ def make_train_chunk(model, optimizer, config: TrainingConfig, strategy, kernels
 
     Each step gathers one global batch; under a MirroredStrategy every replica takes its slice
     of it and Keras' optimizer sums the replicas' gradients, so the update equals the
-    single-device one. With ``kernels`` 'fused', the forward pass and fc1's update go through
-    pipeline.training.fused, and every other variable is stepped as with 'stock'; with 'winograd',
-    conv2's passes go through pipeline.training.winograd_training.
+    single-device one. With ``kernels`` 'fused' (pipeline.training.fused) or 'winograd'
+    (pipeline.training.winograd_training), the forward pass and fc1's update go through those
+    modules, and every other variable is stepped as with 'stock'.
     """
     trainable = model.trainable_variables
     batch_size = config.batch_size
@@ -23,20 +23,19 @@ def make_train_chunk(model, optimizer, config: TrainingConfig, strategy, kernels
     single = not loss_scaled and replicas == 1
     # SGD builds one momentum slot per variable, in the order it was built with.
     momentums = list(optimizer.momentums) if single else []
+    # With compiled kernels, ``fused`` computes the forward pass and steps fc1's kernel (its
+    # momentum update and L2 term in one op); every other variable is stepped below.
     fused = None
-    if kernels == "fused":
+    if kernels in ("fused", "winograd"):
         from pipeline.training.fused import SHADOWED_LAYER, FusedTraining
+        from pipeline.training.winograd_training import WinogradTraining
 
         kernel = model.get_layer(SHADOWED_LAYER).kernel
-        fused = FusedTraining(model, momentums[[id(v) for v in trainable].index(id(kernel))])
+        kind = FusedTraining if kernels == "fused" else WinogradTraining
+        fused = kind(model, momentums[[id(v) for v in trainable].index(id(kernel))])
         keep = [id(v) != id(kernel) for v in trainable]
         trainable = [v for v, kept in zip(trainable, keep) if kept]
         momentums = [m for m, kept in zip(momentums, keep) if kept]
-    forward = None
-    if kernels == "winograd":
-        from pipeline.training.winograd_training import WinogradTraining
-
-        forward = WinogradTraining(model)
     # The fused update computes and differentiates fc1 kernel's L2 term itself.
     decayed = [v for v in weight_decay_variables(model) if fused is None or v is not fused.kernel]
 
@@ -58,12 +57,10 @@ def make_train_chunk(model, optimizer, config: TrainingConfig, strategy, kernels
         first = tf.distribute.get_replica_context().replica_id_in_sync_group * share
         x, y = x[first:first + share], y[first:first + share]
         with tf.GradientTape() as tape:
-            if forward is not None:
-                logits = forward.logits(x)
-            elif fused is None:
+            if fused is None:
                 logits = tf.cast(model(x, training=True), tf.float32)
             else:
-                tape.watch(fused.shadow)
+                tape.watch(fused.watched)
                 logits = tf.cast(fused.logits(x), tf.float32)
             # Summed over this replica's share, divided by the global batch: the replicas' losses
             # (and gradients) add up to the mean over the whole batch.
@@ -75,8 +72,8 @@ def make_train_chunk(model, optimizer, config: TrainingConfig, strategy, kernels
         if fused is None:
             apply_gradients(tape.gradient(objective, trainable))
         else:
-            shadow_gradient, *gradients = tape.gradient(objective, [fused.shadow, *trainable])
-            kernel_penalty = fused.apply(shadow_gradient, tf.cast(optimizer.learning_rate, tf.float32),
+            kernel_gradient, *gradients = tape.gradient(objective, [fused.watched, *trainable])
+            kernel_penalty = fused.apply(kernel_gradient, tf.cast(optimizer.learning_rate, tf.float32),
                                          config.momentum, config.weight_decay)
             apply_gradients(gradients)
             loss += config.weight_decay * kernel_penalty

@@ -8,6 +8,9 @@
   float32: exact, routing only copies values) instead of ReluGrad and MaxPoolGrad.
 - conv1 (one input channel) keeps oneDNN's forward pass; its whole backward pass is
   ConvReluPoolFilterGrad in float32 (the stock filter gradient's sums in another order).
+- fc1's 3136x512 kernel, which the stock ops pass over four times a step (the L2 term's multiply,
+  the gradient sum, the L2 loss, the momentum update), is stepped by FusedMomentumL2 in one pass
+  with the same float32 arithmetic: the same weights bit for bit.
 
 Every other layer runs as Keras computes it. The variables, values and schedule are untouched:
 only how the passes are computed changes.
@@ -47,10 +50,11 @@ def is_eligible(layer) -> bool:
 class WinogradTraining:
     """The model's training-mode forward pass with the float32 compiled ops (see the module docstring)."""
 
-    def __init__(self, model: keras.Model):
-        from pipeline.training.fused import _is_fusable_block
+    def __init__(self, model: keras.Model, kernel_momentum):
+        from pipeline.training.fused import SHADOWED_LAYER, _is_fusable_block
 
         self.ops = native.ops()
+        self.kernel, self.kernel_momentum = model.get_layer(SHADOWED_LAYER).kernel, kernel_momentum
         self.conv = WinogradConv(self.ops)
         # A plan of (how, layers): "layer" runs a Keras layer, "winograd" an eligible conv alone,
         # "winograd_pool" and "first_pool" a conv -> pool pair with one of the fused backward passes.
@@ -71,6 +75,20 @@ class WinogradTraining:
         if not any(how.startswith("winograd") for how, _ in self.plan):
             raise ConfigError("Train kernels = 'winograd' found no 5x5 float32 convolution with channels in "
                               "multiples of 16 to run (use auto or stock, --Train-kernels).")
+
+    @property
+    def watched(self):
+        """The variable whose gradient ``apply`` takes: fc1's kernel (TensorFlow's variable under Keras')."""
+        return self.kernel.value
+
+    def refresh(self) -> None:
+        """Nothing to copy: the forward pass reads the kernel itself."""
+
+    def apply(self, kernel_gradient, learning_rate, momentum: float, weight_decay: float):
+        """Step fc1's kernel and its momentum; return the kernel's L2 loss before the step."""
+        return self.ops.fused_momentum_l2(
+            self.kernel.value.handle, self.kernel_momentum.value.handle, kernel_gradient, learning_rate,
+            tf.constant(momentum, tf.float32), tf.constant(weight_decay, tf.float32))
 
     def _winograd_pool(self, x, conv):
         @tf.custom_gradient

@@ -56,6 +56,18 @@ def test_fused_update_is_tensorflows_arithmetic_bit_for_bit():
     assert l2_loss == pytest.approx(expected_loss, rel=1e-6)
 
 
+def test_float32_fused_update_is_tensorflows_arithmetic_bit_for_bit():
+    """FusedMomentumL2 (kernels = winograd) against the float32 ops the stock step runs."""
+    weights, momentum, gradient = random_state()
+    gradient = tf.cast(gradient, tf.float32) * 1.37  # float32 values that bfloat16 cannot hold
+    expected_w, expected_m, _, expected_loss = stock_update(weights, momentum, gradient)
+    w, m = tf.Variable(weights), tf.Variable(momentum)
+    l2_loss = float(native.ops().fused_momentum_l2(w.handle, m.handle, gradient, LR, MOMENTUM, DECAY))
+    np.testing.assert_array_equal(w.numpy(), expected_w)
+    np.testing.assert_array_equal(m.numpy(), expected_m)
+    assert l2_loss == pytest.approx(expected_loss, rel=1e-6)
+
+
 def test_a_read_still_held_keeps_its_values():
     """Copy on write: a tensor read before the update must not change under its holder."""
     weights, momentum, gradient = random_state(seed=1)
