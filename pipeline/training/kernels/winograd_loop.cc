@@ -2,16 +2,17 @@
 //
 // Work goes in groups of kGroup tiles (across image boundaries) so that a group's transformed
 // input and products stay in the core's L2 cache: transform the group's tiles, run the n*n
-// matrix products (register-blocked: 6 or 4 rows x 16 columns of float32 accumulators, which
-// fits AVX2's 16 vector registers), transform back. Channel counts must be multiples of 16 (the
-// op checks), so every inner loop runs over whole vectors.
+// matrix products (register-blocked: 6 rows x 16 columns of float32 accumulators, which fits
+// AVX2's 16 vector registers), transform back. Channel counts must be multiples of 16 (the op
+// checks), so every inner loop runs over whole vectors. kGroup = 36 (six row blocks) measured
+// fastest among 12-48 on a 2-core AVX2 EPYC (docs/benchmarks.md).
 #include "winograd_loop.h"
 
 #include <algorithm>
 
 namespace {
 
-constexpr int64_t kGroup = 24;
+constexpr int64_t kGroup = 36;
 constexpr int64_t kColumns = 16;
 
 typedef float v8 __attribute__((vector_size(32)));
@@ -211,7 +212,7 @@ void filter_grad(const Geometry& g, int64_t images, int64_t channels, int64_t fi
       transform_output_gradient<M, N>(g, filters, at, dy, first + t, t, dm);
     }
     for (int64_t point = 0; point < N * N; ++point)
-      matmul<4>(channels, count, filters, v + point * kGroup * channels, 1, channels,
+      matmul<6>(channels, count, filters, v + point * kGroup * channels, 1, channels,
                 dm + point * kGroup * filters, filters, du + point * channels * filters, filters, true);
   }
 }
