@@ -14,12 +14,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # What the tests use from Debian: real Fashion-MNIST, Chromium for the HTML report, g++ for the
 # fused ops, podman for the container tests (podman-compose comes with the project's test extra) with
 # netavark and aardvark-dns, without which a compose network has no DNS (containers cannot reach each
-# other by name); OpenStack Swift with memcached for the S3 tests (a fixture starts them on loopback).
+# other by name); OpenStack Swift with memcached for the S3 tests (a fixture starts them on loopback);
+# munge and Slurm's daemons and client for the one-node cluster of the Slurm tests (a fixture starts it).
 TEST_PACKAGES := dataset-fashion-mnist chromium g++ podman netavark aardvark-dns swift-proxy swift-account \
-	swift-container swift-object memcached
+	swift-container swift-object memcached munge slurmctld slurmd slurm-client
 
 # The fast tier: no containers, no object store, no MLflow server, no trainings through the command line, no real data.
-FAST_MARKERS := not slow and not container and not s3 and not mlflow and not real_data
+FAST_MARKERS := not slow and not container and not s3 and not mlflow and not slurm and not real_data
 # What it uses from Debian: g++ for the fused ops' tests.
 FAST_PACKAGES := g++
 
@@ -79,10 +80,16 @@ lock: $(VENV)/.installed
 	$(VENV)/bin/pip install -q "uv>=0.5,<1"
 	UV=$(VENV)/bin/uv UPGRADE=$(UPGRADE) requirements/lock.sh
 
+# Where the machine has no policy-rc.d, one that refuses service starts is in place during the
+# install, so that installing Slurm's, munge's and Swift's daemons starts none of them (the tests'
+# fixtures start their own).
 test-packages fast-packages:
 	@missing=$$(for package in $(if $(filter fast-packages,$@),$(FAST_PACKAGES),$(TEST_PACKAGES)); do \
 		dpkg -s $$package >/dev/null 2>&1 || echo $$package; done); \
 	if [ -n "$$missing" ]; then \
 		echo "Installing $$missing"; \
+		policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then policy=/usr/sbin/policy-rc.d; \
+			printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee $$policy >/dev/null && $(SUDO) chmod 755 $$policy; fi; \
 		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+		status=$$?; [ -z "$$policy" ] || $(SUDO) rm -f $$policy; exit $$status; \
 	fi

@@ -11,7 +11,7 @@ case "${UPGRADE:-}" in
 esac
 compile() { "$uv" pip compile --quiet --generate-hashes --no-header "${upgrade[@]}" "$@"; }
 
-compile pyproject.toml --extra test --extra mlflow --universal --python-version 3.11 -o requirements/dev.txt
+compile pyproject.toml --extra test --extra mlflow --extra slurm --universal --python-version 3.11 -o requirements/dev.txt
 # The image installs the CPU-only TensorFlow wheel (same code, no GPU kernels): tensorflow's range
 # from pyproject.toml with tensorflow-cpu's name.
 python3 -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \

@@ -19,6 +19,7 @@ console_errors.install()
 
 from tasks.config import data, paths  # noqa: E402 - the config classes read the settings above
 from tasks.report import Report  # noqa: E402
+from tasks.slurm import slurm  # noqa: E402 - [slurm], for Train executor = slurm
 from tasks.steps import Download, Evaluate, ExtractToNpy, SplitValidation, Train  # noqa: E402
 from tasks.sweep import Sweep  # noqa: E402
 from tasks.tracking import Promote, Track  # noqa: E402
@@ -26,4 +27,4 @@ from tasks.tracking import Promote, Track  # noqa: E402
 # luigi.rpc reads [core] rpc-* settings directly, so Luigi's own core class calls them unused.
 warnings.filterwarnings("ignore", message=".*parameter 'rpc_", category=UnconsumedParameterWarning)
 
-__all__ = ["data", "paths", "Download", "ExtractToNpy", "SplitValidation", "Train", "Evaluate", "Report", "Sweep", "Track", "Promote"]
+__all__ = ["data", "paths", "slurm", "Download", "ExtractToNpy", "SplitValidation", "Train", "Evaluate", "Report", "Sweep", "Track", "Promote"]

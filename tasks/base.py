@@ -107,6 +107,10 @@ class ArtifactTask(luigi.Task):
 
     def run(self):
         attach_run_log(self.store.log_dir())
+        self.make()
+
+    def make(self) -> None:
+        """Make the artifact under its lock (what ``run`` does once the run log is attached)."""
         target = self.output()
         with self.store.lock(self.step, self.artifact_id, on_wait=self._report_wait,
                              timeout_s=paths().lock_timeout or None):

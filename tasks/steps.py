@@ -14,6 +14,7 @@ from pathlib import Path
 import luigi
 
 from pipeline.artifacts import write_json
+from pipeline.errors import ConfigError
 from pipeline.data.split import VALIDATION_SIZE, check_validation_size
 from pipeline.training.config import TrainingConfig
 from pipeline.data.datasets import get_dataset
@@ -163,6 +164,9 @@ class Train(ArtifactTask):
     tensorboard_url = luigi.Parameter(
         default="", significant=False,
         description="URL of a TensorBoard serving the outputs root; becomes the scheduler's tracking URL")
+    executor = luigi.ChoiceParameter(
+        default="local", choices=["local", "slurm"], significant=False,
+        description="local: train in this worker; slurm: as one Slurm job ([slurm] settings)")
 
     def training_config(self) -> TrainingConfig:
         """Return the task's parameters as a validated TrainingConfig."""
@@ -174,7 +178,30 @@ class Train(ArtifactTask):
         )
 
     def validate(self):
-        self.training_config()
+        config = self.training_config()
+        if self.executor == "slurm":
+            from pipeline import slurm
+
+            slurm.require_client()
+            if "auto" in (config.precision, config.kernels):
+                # auto would resolve on this host, not on the node the job lands on, and the id
+                # (computed here) must say what the job trains with.
+                raise ConfigError(
+                    "Train executor = 'slurm' needs explicit numerics: auto resolves on the submitting host, "
+                    "not on the partition's nodes. Pass --Train-precision float32 --Train-kernels stock (any "
+                    "CPU or GPU), or the values `python -m pipeline.training.numerics --auto` prints on a node.")
+
+    def run(self):
+        if self.executor != "slurm":
+            super().run()
+            return
+        from pipeline.runlog import attach_run_log
+        from tasks.slurm import submit_step
+
+        attach_run_log(self.store.log_dir())
+        if self.output().status().finished:
+            return
+        submit_step(self)
 
     def identity_params(self):
         from pipeline.training.numerics import resolve_numerics
@@ -240,8 +267,9 @@ class Train(ArtifactTask):
     @property
     def resources(self):
         # One training at a time per host unless the scheduler's [resources] says otherwise
-        # (Luigi's default capacity for an unlisted resource is 1).
-        return {f"tf_training_{socket.gethostname()}": 1}
+        # (Luigi's default capacity for an unlisted resource is 1). A worker waiting on a Slurm
+        # job trains nothing itself: Slurm shares out the nodes.
+        return {} if self.executor == "slurm" else {f"tf_training_{socket.gethostname()}": 1}
 
     def _report_epoch(self, record):
         self._last_epoch = record

@@ -16,6 +16,7 @@ from pipeline.data import synthetic
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "deploy" / "swift"))  # swift_server: the S3 store the tests run on
 sys.path.insert(0, str(REPO_ROOT / "tests"))  # mlflow_server, luigid_server: the services the tests start
+sys.path.insert(0, str(REPO_ROOT / "deploy" / "slurm"))  # slurm_cluster: the one-node Slurm cluster
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -156,6 +157,31 @@ def artifacts(outputs: Path, step: str) -> list[Path]:
 def output_of(result) -> str:
     """Return a finished process's stdout and stderr together."""
     return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A one-node Slurm cluster (munged, slurmctld, slurmd) on this machine, for the tests that use it.
+
+    Its files are under a fresh directory in /tmp that the munge user can reach (pytest's own
+    temporary directories are private to root), removed afterwards.
+    """
+    import shutil
+    import tempfile
+
+    from slurm_cluster import SlurmCluster, missing_commands
+
+    missing = missing_commands()
+    if missing:
+        pytest.fail(f"{', '.join(missing)} missing: apt-get install slurmctld slurmd slurm-client munge "
+                    f"(make test installs them)")
+    root = Path(tempfile.mkdtemp(prefix="lenet-slurm-"))
+    root.chmod(0o755)
+    try:
+        with SlurmCluster(root) as cluster:
+            yield cluster
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="package")

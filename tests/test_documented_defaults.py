@@ -7,7 +7,7 @@ import luigi
 import tasks
 from conftest import REPO_ROOT
 
-CLASSES = {"data": tasks.data, "paths": tasks.paths, "SplitValidation": tasks.SplitValidation,
+CLASSES = {"data": tasks.data, "paths": tasks.paths, "slurm": tasks.slurm, "SplitValidation": tasks.SplitValidation,
            "Train": tasks.Train, "Evaluate": tasks.Evaluate, "Report": tasks.Report, "Sweep": tasks.Sweep,
            "Track": tasks.Track, "Promote": tasks.Promote}
 ROW = re.compile(r"^\| (`\[\w+\]`(?:, `\[\w+\]`)*) \| `(\w+)` \| (`[^`]*`|empty) \|", re.M)

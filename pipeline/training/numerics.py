@@ -99,7 +99,15 @@ def resolve_numerics(precision: str, kernels: str) -> tuple[str, str]:
 
 
 def main() -> None:
-    """Print the compute capabilities of the GPUs TensorFlow sees, as JSON (the cached probe)."""
+    """Print the compute capabilities of the GPUs TensorFlow sees, as JSON (the cached probe).
+
+    With ``--auto``: print the Train options that ``auto`` resolves to on this host instead (what
+    to pass on a Slurm cluster, run on one of its nodes: ``srun python -m pipeline.training.numerics --auto``).
+    """
+    if "--auto" in sys.argv[1:]:
+        precision, kernels = resolve_numerics("auto", "auto")
+        print(f"--Train-precision {precision} --Train-kernels {kernels}")
+        return
     from pipeline.tensorflow_runtime import import_tensorflow
 
     tf = import_tensorflow()
