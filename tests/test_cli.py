@@ -47,6 +47,7 @@ def test_chain_over_http_then_noop_then_only_dependents_rerun(pattern_dir, serve
     assert again.returncode == 0, output_of(again)
     assert "Did not run any tasks" in output_of(again)
     assert "| tensorflow" not in again.stderr, "a no-op run imported TensorFlow"
+    assert "| submitit" not in again.stderr, "a no-op run imported the Slurm client"
     assert len(server.requests) == requests_before
 
     stamps = {step: (artifacts(outputs, step)[0] / "meta.json").stat().st_mtime_ns

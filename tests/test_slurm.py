@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, cli_env, luigi_command, output_of
+from luigid_server import TemporaryLuigid
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -117,7 +118,7 @@ def test_a_cancelled_job_fails_the_task_once_and_the_rerun_resumes(slurm_cluster
     assert re.search(r"Resuming .*epoch [12] of 3", output_of(rerun)), output_of(rerun)[-5000:]
 
 
-def test_a_requeued_job_resumes_and_trains_each_epoch_once(slurm_cluster, tmp_path):
+def test_a_requeued_job_resumes_and_trains_as_an_uninterrupted_local_run_bit_for_bit(slurm_cluster, tmp_path):
     outputs = tmp_path / "outputs"
     process, job = start_until_first_epoch(slurm_cluster, outputs, "Train")
     requeued = slurm_cluster.command("scontrol", "requeue", job)
@@ -126,6 +127,30 @@ def test_a_requeued_job_resumes_and_trains_each_epoch_once(slurm_cluster, tmp_pa
     assert process.returncode == 0, out[-5000:]
     assert [record["epoch"] for record in history(outputs)] == [1, 2, 3]
     assert "Resuming" in log_text(outputs)
+    local = run(slurm_cluster, tmp_path / "local", "Train", *EXPLICIT, "--Train-epochs", "3",
+                "--Train-executor", "local")
+    assert local.returncode == 0, output_of(local)[-3000:]
+    assert [r["train_loss"] for r in history(outputs)] == [r["train_loss"] for r in history(tmp_path / "local")]
+
+
+def test_luigid_shows_the_job_its_state_and_the_trainings_progress(slurm_cluster, tmp_path):
+    with TemporaryLuigid(tmp_path / "luigid") as luigid:
+        command = luigi_command("Train", *luigid.flags(), "--data-dataset", "synthetic", "--paths-outputs",
+                                str(tmp_path / "outputs"), *EXPLICIT, "--Train-epochs", "3", "--Train-log-every", "2")
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=slurm_env(slurm_cluster), stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        seen = []
+        while process.poll() is None:
+            for task_id, task in luigid.api("task_list", status="RUNNING").items():
+                if task_id.startswith("Train") and task.get("status_message"):
+                    seen.append((task["progress_percentage"], task["status_message"]))
+            time.sleep(0.1)
+        out = process.stdout.read()
+    assert process.returncode == 0, out[-5000:]
+    messages = [message for _, message in seen]
+    assert any(re.fullmatch(rf"Slurm job \d+: RUNNING on {slurm_cluster.node}", m) for m in messages), messages
+    assert any(re.match(r"Slurm job \d+: epoch .* minibatch loss", m) for m in messages), messages
+    assert any(percent and 0 < percent <= 100 for percent, _ in seen)
 
 
 def test_a_worker_stopped_with_sigterm_cancels_its_job(slurm_cluster, tmp_path):
