@@ -19,11 +19,6 @@ from pipeline import slurm as jobs
 # to pipeline.log only): the job's id, its states and its relayed lines reach both, once each.
 log = logging.getLogger("pipeline.slurm.job")
 
-# The settings sections a job needs to compute the same artifact ids as the worker: the values
-# this worker resolved (files and command line), set again in the job's Luigi configuration.
-SHARED_SECTIONS = ("data", "paths", "s3")
-
-
 class slurm(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg section users write
     """``[slurm]``: what each job asks for and how it is followed (docs/operations.md)."""
 
@@ -44,12 +39,18 @@ class slurm(luigi.Config):  # noqa: N801 - the class name is the luigi.cfg secti
         return jobs.SlurmSettings(**{name: getattr(self, name) for name, _ in self.get_params()})
 
 
-def _shared_configuration() -> dict[str, dict[str, str]]:
-    """Return this worker's values of the sections a job needs, command-line overrides included."""
+def _shared_configuration(outputs: str) -> dict[str, dict[str, str]]:
+    """Return this worker's values of the sections a job needs, command-line overrides included.
+
+    ``[data]`` and ``[paths]`` decide the artifact ids and where they are, ``[s3]`` how to reach a
+    bucket; the job sets them again in its Luigi configuration.
+    The outputs root goes as the worker resolved it (absolute), whatever directory the job starts in.
+    """
     from tasks.config import data, paths
 
     config = luigi.configuration.get_config()
-    values = {"data": data().to_str_params(only_significant=False), "paths": paths().to_str_params(only_significant=False)}
+    values = {"data": data().to_str_params(only_significant=False),
+              "paths": {**paths().to_str_params(only_significant=False), "outputs": outputs}}
     if config.has_section("s3"):
         values["s3"] = dict(config.items("s3"))
     return values
@@ -126,7 +127,7 @@ def submit_step(task) -> None:
         pass
 
     job = CheckpointableStepJob(task.get_task_family(), task.to_str_params(only_significant=False),
-                                task.artifact_id, _shared_configuration())
+                                task.artifact_id, _shared_configuration(task.outputs))
     folder = Path(settings.log_dir) if settings.log_dir else Path(log_dir_for(task.outputs, paths().cache)) / "slurm"
     submitted = jobs.submit(job, settings, folder, f"lenet-{task.step}-{task.artifact_id}")
     job_id = str(submitted.job_id)
