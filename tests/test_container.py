@@ -278,8 +278,8 @@ with sqlite3.connect('/app/outputs/luigid/history.db') as db:
     runs = dict(db.execute("SELECT t.name, COUNT(*) FROM task_events e JOIN tasks t ON e.task_id = t.id "
                            "WHERE e.event_name = 'RUNNING' GROUP BY t.name").fetchall())
 keys = [item['Key'] for item in make_client().list_objects_v2(Bucket='lenet', Prefix='outputs/')['Contents']]
-print(json.dumps({'running': runs, 'trained': sum(key.startswith('outputs/train/') and key.endswith('/meta.json')
-                                                  for key in keys)}))
+print(json.dumps({'running': runs, **{name: sum(key.startswith(f'outputs/{step}/') and key.endswith('/meta.json')
+                                               for key in keys) for name, step in (('trained', 'train'), ('swept', 'sweep'))}}))
 """
 
 
@@ -294,7 +294,9 @@ def test_compose_on_s3_three_workers_train_each_model_once_and_the_bucket_verifi
                             capture_output=True, text=True, timeout=600)
         assert up.returncode == 0, output_of(up)
         codes = worker_exit_codes(project, 3)
-        assert set(codes) <= {0, 10, 25} and 0 in codes, codes
+        # Which worker exits 0, 10 (another worker ran some of its tasks) or 25 (it left while others
+        # still ran them) is timing; what counts is that each task ran once, below.
+        assert set(codes) <= {0, 10, 25}, codes
         on_network = ["run", "--rm", "--network", f"{project}_default", "-v", f"{project}_outputs:/app/outputs",
                       *(flag for name, value in {**S3_ENV, "AWS_ENDPOINT_URL": "http://swift:8080"}.items()
                         for flag in ("-e", f"{name}={value}")), IMAGE]
@@ -302,6 +304,7 @@ def test_compose_on_s3_three_workers_train_each_model_once_and_the_bucket_verifi
         assert check.returncode == 0, output_of(check)
         facts = json.loads(check.stdout)
         assert facts["running"]["Train"] == 4 and facts["trained"] == 4, facts
+        assert facts["running"]["Sweep"] == 1 and facts["swept"] == 1, facts
         verified = engine_run(*on_network, "lenet-pipeline", "verify", "--paths-outputs", S3_ROOT)
         assert verified.returncode == 0 and "every file matches" in verified.stdout, output_of(verified)
     finally:
