@@ -159,7 +159,7 @@ def output_of(result) -> str:
     return result.stdout + result.stderr
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def slurm_cluster():
     """A one-node Slurm cluster (munged, slurmctld, slurmd) on this machine, for the tests that use it.
 

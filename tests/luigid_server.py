@@ -55,6 +55,16 @@ class TemporaryLuigid:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/{method}?{query}", timeout=5) as reply:
             return json.loads(reply.read())["response"]
 
+    def watch_running(self, process: subprocess.Popen, family: str, interval: float = 0.05) -> list[tuple]:
+        """Return (progress %, status message) of each look at ``family``'s running tasks until ``process`` ends."""
+        seen = []
+        while process.poll() is None:
+            for task_id, task in self.api("task_list", status="RUNNING").items():
+                if task_id.startswith(family) and task.get("status_message"):
+                    seen.append((task["progress_percentage"], task["status_message"]))
+            time.sleep(interval)
+        return seen
+
     def flags(self) -> list[str]:
         """Return the luigi command-line flags that point a worker at this scheduler."""
         return ["--scheduler-host", "127.0.0.1", "--scheduler-port", str(self.port)]

@@ -35,12 +35,7 @@ def test_pipeline_on_luigid_reports_progress_and_history(luigid, pattern_dir, tm
                                         "--Train-log-every", "3"))
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=cli_env(), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
-    seen = []
-    while process.poll() is None:
-        for task_id, task in luigid.api("task_list", status="RUNNING").items():
-            if task_id.startswith("Train") and task.get("status_message"):
-                seen.append((task["progress_percentage"], task["status_message"]))
-        time.sleep(0.05)
+    seen = luigid.watch_running(process, "Train")
     output = process.stdout.read()
     assert process.returncode == 0, output
     assert seen, "no live progress was seen while Train ran"

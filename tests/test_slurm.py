@@ -139,12 +139,7 @@ def test_luigid_shows_the_job_its_state_and_the_trainings_progress(slurm_cluster
                                 str(tmp_path / "outputs"), *EXPLICIT, "--Train-epochs", "3", "--Train-log-every", "2")
         process = subprocess.Popen(command, cwd=REPO_ROOT, env=slurm_env(slurm_cluster), stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True)
-        seen = []
-        while process.poll() is None:
-            for task_id, task in luigid.api("task_list", status="RUNNING").items():
-                if task_id.startswith("Train") and task.get("status_message"):
-                    seen.append((task["progress_percentage"], task["status_message"]))
-            time.sleep(0.1)
+        seen = luigid.watch_running(process, "Train", interval=0.1)
         out = process.stdout.read()
     assert process.returncode == 0, out[-5000:]
     messages = [message for _, message in seen]

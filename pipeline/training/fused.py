@@ -111,6 +111,20 @@ def _conv_relu_pool(x, conv, backward):
     return block(x, conv.kernel.value, conv.bias.value)
 
 
+def first_block(ops, x, conv):
+    """conv -> ReLU -> pool on the input data, with ConvReluPoolFilterGrad as its whole backward pass.
+
+    For a one-channel first layer (conv1) in bfloat16 or float32; the input is data, so it gets no gradient.
+    """
+
+    def backward(x, kernel, bias, activations, pool_gradient):
+        kernel_gradient, bias_gradient = ops.conv_relu_pool_filter_grad(
+            x, activations, pool_gradient, k=conv.kernel.shape[0])
+        return None, kernel_gradient, bias_gradient
+
+    return _conv_relu_pool(x, conv, backward)
+
+
 class FusedTraining:
     """The model's training-mode forward pass wired to the fused ops, and fc1's fused update."""
 
@@ -148,17 +162,6 @@ class FusedTraining:
         """Copy the kernel into the shadow (after a restore or any other outside assignment)."""
         self.shadow.assign(tf.cast(self.kernel.value, tf.bfloat16))
 
-    def _first_block(self, x):
-        """conv1 -> ReLU -> pool1, with ConvReluPoolFilterGrad as its whole backward pass."""
-        size = self.conv.kernel.shape[0]
-
-        def backward(x, kernel, bias, activations, pool_gradient):
-            kernel_gradient, bias_gradient = self.ops.conv_relu_pool_filter_grad(
-                x, activations, pool_gradient, k=size)
-            return None, kernel_gradient, bias_gradient  # the input is data: no gradient
-
-        return _conv_relu_pool(x, self.conv, backward)
-
     def _later_block(self, x, conv):
         """conv -> ReLU -> 2x2 max pool, with ReluPoolGrad and oneDNN's convolution gradients."""
 
@@ -183,7 +186,7 @@ class FusedTraining:
         h = x
         for layer in self.before_conv:
             h = layer(h, training=True)
-        h = self._first_block(h)
+        h = first_block(self.ops, h, self.conv)
         for layer in self.between:
             h = self._later_block(h, layer) if id(layer) in self.fused_blocks else layer(h, training=True)
         bias = tf.cast(self.dense.bias.value, h.dtype)

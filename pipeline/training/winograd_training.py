@@ -103,24 +103,16 @@ class WinogradTraining:
 
         return block(x, conv.kernel.value, conv.bias.value)
 
-    def _first_pool(self, x, conv):
-        from pipeline.training.fused import _conv_relu_pool
-
-        def backward(x, kernel, bias, activations, pool_gradient):
-            kernel_gradient, bias_gradient = self.ops.conv_relu_pool_filter_grad(
-                x, activations, pool_gradient, k=conv.kernel.shape[0])
-            return None, kernel_gradient, bias_gradient  # the input is data: no gradient
-
-        return _conv_relu_pool(x, conv, backward)
-
     def logits(self, x):
         """Return the model's training-mode logits for the batch ``x``."""
+        from pipeline.training.fused import first_block
+
         h = x
         for how, layer in self.plan:
             if how == "winograd_pool":
                 h = self._winograd_pool(h, layer)
             elif how == "first_pool":
-                h = self._first_pool(h, layer)
+                h = first_block(self.ops, h, layer)
             elif how == "winograd":
                 h = self.conv.conv(h, layer.kernel.value, layer.bias.value, relu=True)
             else:
