@@ -5,6 +5,7 @@
 #   make test-fast   the tests that need neither containers, an object store nor minutes of training
 #   make mlflow  an MLflow tracking server on 127.0.0.1:5000 for Track and Promote (its own venv)
 #   make lock    regenerate requirements/*.txt from pyproject.toml's ranges (UPGRADE=package or all)
+#   make torch-env   the optional PyTorch peer's environment for benchmarks.train_throughput
 # Root or sudo is needed only to install Debian packages that are missing.
 
 PYTHON ?= python3
@@ -36,7 +37,15 @@ MLFLOW_PORT ?= 5000
 MLFLOW_DIR ?= outputs/mlflow
 MLFLOW_WORKERS ?= 1
 
-.PHONY: run test test-fast test-packages fast-packages lock mlflow mlflow-env
+# The optional PyTorch peer of benchmarks.train_throughput (--torch-python .venv-torch/bin/python):
+# torch and numpy alone, outside the lock files, since the pipeline never uses torch. PyPI's torch
+# wheels for x86-64 bundle CUDA (several GB); PyTorch's own index has CPU-only ones:
+#   make torch-env TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_VENV := .venv-torch
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+
+.PHONY: run test test-fast test-packages fast-packages lock mlflow mlflow-env torch-env
 
 run: $(VENV)/.installed
 	$(VENV)/bin/luigi --module tasks Evaluate --local-scheduler $(ARGS)
@@ -74,6 +83,14 @@ mlflow-env: $(MLFLOW_VENV)/.installed
 
 $(MLFLOW_VENV)/.installed: requirements/mlflow-server.txt
 	$(call locked_venv,$(MLFLOW_VENV),requirements/mlflow-server.txt)
+	touch $@
+
+torch-env: $(TORCH_VENV)/.installed
+
+$(TORCH_VENV)/.installed:
+	$(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
+	$(TORCH_VENV)/bin/pip install -q "numpy>=1.26,<3"
 	touch $@
 
 lock: $(VENV)/.installed

@@ -1,11 +1,13 @@
 """Training throughput: (a) the 2018 feed_dict loop, (b) ours in float32, (c) ours at the default, (d) Keras fit.
 
-    python -m benchmarks.train_throughput [--repeats 3] [--data DIR]
+    python -m benchmarks.train_throughput [--repeats 3] [--data DIR] [--torch-python .venv-torch/bin/python]
 
 (d) is what a user would write instead: the same LeNet (``make_model``, float32, dropout 0.5)
 compiled with Keras' SGD (momentum 0.9, learning rate 0.01) and a plain ``model.fit`` over the
 same images in batches of 64, without the L2 term or the learning-rate decay (a plain fit has
-neither); its two figures are the same, as it validates nothing.
+neither); its two figures are the same, as it validates nothing. With ``--torch-python``, (e) is
+the optional PyTorch peer of benchmarks/torch_peer.py, run by that interpreter (``make torch-env``
+makes one outside the project's lock files).
 
 Each measurement is a fresh subprocess (TF1 graph mode and eager Keras cannot share one) on
 the same Fashion-MNIST training images: ``--warmup`` untimed steps, then one epoch (859 steps of
@@ -28,6 +30,7 @@ from benchmarks.common import (FASHION_DIR, held_out_trainer, interleaved, machi
                                python_command, run_measured)
 
 MODES = {"a_tf1_feed_dict": "tf1", "b_ours_float32": "float32", "c_ours_default": "auto", "d_keras_fit": "keras"}
+TORCH_PEER = "e_torch_eager"
 
 
 def measure_tf1(data: Path, warmup: int) -> dict:
@@ -102,20 +105,25 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data", type=Path, default=FASHION_DIR)
+    parser.add_argument("--torch-python", type=Path,
+                        help="an interpreter with torch: adds the PyTorch peer (e), benchmarks/torch_peer.py")
     parser.add_argument("--worker", choices=sorted(set(MODES.values())), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker, args.data, args.warmup)
         return
 
-    runs: dict[str, list[dict]] = {name: [] for name in MODES}
+    commands = {name: python_command("-m", "benchmarks.train_throughput", "--worker", mode)
+                for name, mode in MODES.items()}
+    if args.torch_python:
+        commands[TORCH_PEER] = [str(args.torch_python), "-m", "benchmarks.torch_peer"]
+    runs: dict[str, list[dict]] = {name: [] for name in commands}
 
-    def measurement(name: str, mode: str):
+    def measurement(name: str):
         def measure() -> float:
-            result = run_measured(python_command("-m", "benchmarks.train_throughput", "--worker", mode,
-                                                 "--data", str(args.data), "--warmup", str(args.warmup)))
+            result = run_measured([*commands[name], "--data", str(args.data), "--warmup", str(args.warmup)])
             if result["returncode"] != 0:
-                raise SystemExit(f"{mode} failed:\n{result['output'][-3000:]}")
+                raise SystemExit(f"{name} failed:\n{result['output'][-3000:]}")
             rates = json.loads(result["output"].strip().splitlines()[-1])
             runs[name].append(rates)
             return rates["as_run"]
@@ -123,7 +131,7 @@ def main() -> None:
 
     print(f"train_throughput on {machine_summary()}: one epoch of 64-image steps after "
           f"{args.warmup} warm-up steps, {args.repeats} interleaved rounds (values: images/s as run)")
-    interleaved({name: measurement(name, mode) for name, mode in MODES.items()}, args.repeats)
+    interleaved({name: measurement(name) for name in commands}, args.repeats)
     for name, measured in runs.items():
         if "setup" in measured[0]:
             print(f"  {name} ran {measured[0]['setup']}")
@@ -137,6 +145,8 @@ def main() -> None:
         print(f"  ratio (b)/(a) float32: {rates['b_ours_float32'] / baseline:.2f}")
         print(f"  ratio (c)/(a) default: {rates['c_ours_default'] / baseline:.2f}")
         print(f"  ratio (c)/(d) default against Keras fit: {rates['c_ours_default'] / rates['d_keras_fit']:.2f}")
+        if TORCH_PEER in rates:
+            print(f"  ratio (c)/(e) default against PyTorch: {rates['c_ours_default'] / rates[TORCH_PEER]:.2f}")
 
 
 if __name__ == "__main__":
