@@ -2,10 +2,12 @@
 //
 // Work goes in groups of kGroup tiles (across image boundaries) so that a group's transformed
 // input and products stay in the core's L2 cache: transform the group's tiles, run the n*n
-// matrix products (register-blocked: 6 rows x 16 columns of float32 accumulators, which fits
-// AVX2's 16 vector registers), transform back. Channel counts must be multiples of 16 (the op
-// checks), so every inner loop runs over whole vectors. kGroup = 36 (six row blocks) measured
-// fastest among 12-48 on a 2-core AVX2 EPYC (docs/benchmarks.md).
+// matrix products (register-blocked: 6 rows x 2 vectors of float32 accumulators, 12 of AVX2's 16
+// vector registers), transform back. Vectors are 256 bits, or 512 where the compiler targets
+// AVX-512 (the same sums in the same order, so both give the same bits). Channel counts must be
+// multiples of 16 (the op checks), so every inner loop runs over whole vectors. kGroup = 36 (six
+// row blocks) measured fastest among 12-48 on a 2-core AVX2 EPYC; on an AVX-512 EPYC, 512-bit
+// vectors with 6 rows beat 12 and 14 rows and 256-bit vectors (docs/benchmarks.md).
 #include "winograd_loop.h"
 
 #include <algorithm>
@@ -13,58 +15,69 @@
 namespace {
 
 constexpr int64_t kGroup = 36;
-constexpr int64_t kColumns = 16;
+#if defined(__AVX512F__)
+constexpr int kLanes = 16;
+#else
+constexpr int kLanes = 8;
+#endif
+constexpr int64_t kColumns = 2 * kLanes;
 
-typedef float v8 __attribute__((vector_size(32)));
-// The same vector for loads and stores at 4-byte alignment (scratch and tensors are not 32-aligned).
-typedef float v8_unaligned __attribute__((vector_size(32), aligned(4)));
+typedef float vec __attribute__((vector_size(kLanes * 4)));
+// The same vector for loads and stores at 4-byte alignment (scratch and tensors are not aligned).
+typedef float vec_unaligned __attribute__((vector_size(kLanes * 4), aligned(4)));
 
-inline v8 load(const float* p) { return *reinterpret_cast<const v8_unaligned*>(p); }
-inline void store(float* p, v8 v) { *reinterpret_cast<v8_unaligned*>(p) = v; }
+inline vec load(const float* p) { return *reinterpret_cast<const vec_unaligned*>(p); }
+inline void store(float* p, vec v) { *reinterpret_cast<vec_unaligned*>(p) = v; }
 
-// c[R x 16] (+)= a[R x depth] * b[depth x 16], with a(i, p) at a[i * a_row + p * a_depth] and
-// b(p, :) at b[p * b_depth]. Sums run over p in order, so the result never depends on threads.
-template <int R>
+// c[R x V vectors] (+)= a[R x depth] * b[depth x V vectors], with a(i, p) at a[i * a_row + p * a_depth]
+// and b(p, :) at b[p * b_depth]. Sums run over p in order, so the result never depends on threads.
+template <int R, int V>
 inline void micro_kernel(int64_t depth, const float* a, int64_t a_row, int64_t a_depth, const float* b,
                          int64_t b_depth, float* c, int64_t c_row, bool accumulate) {
-  v8 acc[R][2];
-  for (int i = 0; i < R; ++i) {
-    acc[i][0] = accumulate ? load(c + i * c_row) : v8{};
-    acc[i][1] = accumulate ? load(c + i * c_row + 8) : v8{};
-  }
+  vec acc[R][V];
+  for (int i = 0; i < R; ++i)
+    for (int v = 0; v < V; ++v) acc[i][v] = accumulate ? load(c + i * c_row + v * kLanes) : vec{};
   for (int64_t p = 0; p < depth; ++p) {
-    const v8 b0 = load(b + p * b_depth), b1 = load(b + p * b_depth + 8);
+    vec column[V];
+    for (int v = 0; v < V; ++v) column[v] = load(b + p * b_depth + v * kLanes);
     for (int i = 0; i < R; ++i) {
       const float s = a[i * a_row + p * a_depth];
-      acc[i][0] += s * b0;
-      acc[i][1] += s * b1;
+      for (int v = 0; v < V; ++v) acc[i][v] += s * column[v];
     }
   }
-  for (int i = 0; i < R; ++i) {
-    store(c + i * c_row, acc[i][0]);
-    store(c + i * c_row + 8, acc[i][1]);
+  for (int i = 0; i < R; ++i)
+    for (int v = 0; v < V; ++v) store(c + i * c_row + v * kLanes, acc[i][v]);
+}
+
+// The micro-kernel for a block column's last ``rows`` (at most R) rows.
+template <int R, int V>
+inline void remainder(int64_t rows, int64_t depth, const float* a, int64_t a_row, int64_t a_depth, const float* b,
+                      int64_t b_depth, float* c, int64_t c_row, bool accumulate) {
+  if constexpr (R > 0) {
+    if (rows == R) micro_kernel<R, V>(depth, a, a_row, a_depth, b, b_depth, c, c_row, accumulate);
+    else remainder<R - 1, V>(rows, depth, a, a_row, a_depth, b, b_depth, c, c_row, accumulate);
   }
 }
 
-// c[rows x columns] (+)= a[rows x depth] * b[depth x columns]; columns a multiple of 16.
+// c[rows x columns] (+)= a[rows x depth] * b[depth x columns] over block columns of V vectors.
+template <int R, int V>
+void block_column(int64_t rows, int64_t depth, const float* a, int64_t a_row, int64_t a_depth, const float* b,
+                  int64_t b_depth, float* c, int64_t c_row, bool accumulate) {
+  int64_t i = 0;
+  for (; i + R <= rows; i += R)
+    micro_kernel<R, V>(depth, a + i * a_row, a_row, a_depth, b, b_depth, c + i * c_row, c_row, accumulate);
+  remainder<R - 1, V>(rows - i, depth, a + i * a_row, a_row, a_depth, b, b_depth, c + i * c_row, c_row, accumulate);
+}
+
+// c[rows x columns] (+)= a[rows x depth] * b[depth x columns]; columns a multiple of 16 (one
+// 512-bit vector: a 16-column tail takes one vector per row, every other block column two).
 template <int R>
 void matmul(int64_t rows, int64_t depth, int64_t columns, const float* a, int64_t a_row, int64_t a_depth,
             const float* b, int64_t b_depth, float* c, int64_t c_row, bool accumulate) {
-  for (int64_t j = 0; j < columns; j += kColumns) {
-    int64_t i = 0;
-    for (; i + R <= rows; i += R)
-      micro_kernel<R>(depth, a + i * a_row, a_row, a_depth, b + j, b_depth, c + i * c_row + j, c_row, accumulate);
-    const float* ar = a + i * a_row;
-    float* cr = c + i * c_row + j;
-    switch (rows - i) {
-      case 5: micro_kernel<5>(depth, ar, a_row, a_depth, b + j, b_depth, cr, c_row, accumulate); break;
-      case 4: micro_kernel<4>(depth, ar, a_row, a_depth, b + j, b_depth, cr, c_row, accumulate); break;
-      case 3: micro_kernel<3>(depth, ar, a_row, a_depth, b + j, b_depth, cr, c_row, accumulate); break;
-      case 2: micro_kernel<2>(depth, ar, a_row, a_depth, b + j, b_depth, cr, c_row, accumulate); break;
-      case 1: micro_kernel<1>(depth, ar, a_row, a_depth, b + j, b_depth, cr, c_row, accumulate); break;
-      default: break;
-    }
-  }
+  int64_t j = 0;
+  for (; j + kColumns <= columns; j += kColumns)
+    block_column<R, 2>(rows, depth, a, a_row, a_depth, b + j, b_depth, c + j, c_row, accumulate);
+  if (j < columns) block_column<R, 1>(rows, depth, a, a_row, a_depth, b + j, b_depth, c + j, c_row, accumulate);
 }
 
 struct Geometry {
@@ -80,7 +93,7 @@ struct Geometry {
   }
 };
 
-// The transforms work on 8 channels at a time held in vector registers (spilled to L1 where
+// The transforms work on a vector of channels at a time held in vector registers (spilled to L1 where
 // N*N does not fit), with compile-time tile sizes so that every loop unrolls; the matrices stay
 // runtime values (dense: skipping their zeros costs more in branches than it saves).
 
@@ -98,21 +111,21 @@ void transform_input(const Geometry& g, int64_t channels, const float* bt, const
     row_in[i] = top + i >= 0 && top + i < g.height;
     column_in[i] = left + i >= 0 && left + i < g.width;
   }
-  for (int64_t c = 0; c < channels; c += 8) {
-    v8 t[N][N];
+  for (int64_t c = 0; c < channels; c += kLanes) {
+    vec t[N][N];
     for (int q = 0; q < N; ++q) {
-      v8 column[N];
+      vec column[N];
       for (int p = 0; p < N; ++p)
-        column[p] = row_in[p] && column_in[q] ? load(base + ((top + p) * g.width + left + q) * channels + c) : v8{};
+        column[p] = row_in[p] && column_in[q] ? load(base + ((top + p) * g.width + left + q) * channels + c) : vec{};
       for (int o = 0; o < N; ++o) {
-        v8 acc{};
+        vec acc{};
         for (int p = 0; p < N; ++p) acc += bt[o * N + p] * column[p];
         t[o][q] = acc;
       }
     }
     for (int o = 0; o < N; ++o) {
       for (int r = 0; r < N; ++r) {
-        v8 acc{};
+        vec acc{};
         for (int q = 0; q < N; ++q) acc += bt[r * N + q] * t[o][q];
         store(v + ((o * N + r) * kGroup + slot) * channels + c, acc);
       }
@@ -128,24 +141,24 @@ void transform_output(const Geometry& g, int64_t filters, const float* at, const
   g.locate(tile, &image, &top, &left);
   const int rows = static_cast<int>(std::min<int64_t>(M, g.height - top));
   const int columns = static_cast<int>(std::min<int64_t>(M, g.width - left));
-  for (int64_t k = 0; k < filters; k += 8) {
-    v8 t[M][N];
+  for (int64_t k = 0; k < filters; k += kLanes) {
+    vec t[M][N];
     for (int b = 0; b < N; ++b) {
-      v8 column[N];
+      vec column[N];
       for (int a = 0; a < N; ++a) column[a] = load(products + ((a * N + b) * kGroup + slot) * filters + k);
       for (int i = 0; i < M; ++i) {
-        v8 acc{};
+        vec acc{};
         for (int a = 0; a < N; ++a) acc += at[i * N + a] * column[a];
         t[i][b] = acc;
       }
     }
-    const v8 offset = bias ? load(bias + k) : v8{};
+    const vec offset = bias ? load(bias + k) : vec{};
     for (int i = 0; i < rows; ++i) {
       for (int j = 0; j < columns; ++j) {
-        v8 acc{};
+        vec acc{};
         for (int b = 0; b < N; ++b) acc += at[j * N + b] * t[i][b];
         acc += offset;
-        if (relu) acc = acc > 0 ? acc : v8{};
+        if (relu) acc = acc > 0 ? acc : vec{};
         store(y + ((image * g.height + top + i) * g.width + left + j) * filters + k, acc);
       }
     }
@@ -159,22 +172,22 @@ void transform_output_gradient(const Geometry& g, int64_t filters, const float* 
   int64_t image, top, left;
   g.locate(tile, &image, &top, &left);
   const float* base = dy + image * g.height * g.width * filters;
-  for (int64_t k = 0; k < filters; k += 8) {
-    v8 t[N][M];
+  for (int64_t k = 0; k < filters; k += kLanes) {
+    vec t[N][M];
     for (int j = 0; j < M; ++j) {
-      v8 column[M];
+      vec column[M];
       for (int i = 0; i < M; ++i)
         column[i] = top + i < g.height && left + j < g.width
-                        ? load(base + ((top + i) * g.width + left + j) * filters + k) : v8{};
+                        ? load(base + ((top + i) * g.width + left + j) * filters + k) : vec{};
       for (int a = 0; a < N; ++a) {
-        v8 acc{};
+        vec acc{};
         for (int i = 0; i < M; ++i) acc += at[i * N + a] * column[i];
         t[a][j] = acc;
       }
     }
     for (int a = 0; a < N; ++a) {
       for (int b = 0; b < N; ++b) {
-        v8 acc{};
+        vec acc{};
         for (int j = 0; j < M; ++j) acc += at[j * N + b] * t[a][j];
         store(dm + ((a * N + b) * kGroup + slot) * filters + k, acc);
       }
