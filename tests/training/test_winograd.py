@@ -1,6 +1,7 @@
 """conv2 in the Winograd domain: exact transforms, float32 errors within stated bounds, the same training."""
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,6 +91,53 @@ def test_the_filter_gradient_does_not_depend_on_the_number_of_threads():
                 for i in range(0, 40, 8))
     np.testing.assert_allclose(whole, parts, rtol=1e-5, atol=1e-5 * np.abs(parts).max())
     np.testing.assert_array_equal(whole, native.ops().winograd_filter_grad(x, dy, **conv.attrs).numpy())
+
+
+def build_loops(target, *flags):
+    """Compile winograd_loop.cc alone into ``target`` (it has no TensorFlow headers) and load it."""
+    import ctypes
+    import subprocess
+
+    source = Path(native.__file__).parent / "kernels" / "winograd_loop.cc"
+    subprocess.run([native.compiler(), *native.LOOP_FLAGS, *flags, "-shared", str(source), "-o", str(target)],
+                   check=True)
+    library = ctypes.CDLL(str(target))
+    library.lenet_winograd_scratch.restype = ctypes.c_int64
+    return library
+
+
+def test_the_loops_give_the_same_bits_with_256_and_512_bit_vectors(tmp_path):
+    # Where the host has AVX-512, -march=native builds the 512-bit loops and -mno-avx512f the
+    # 256-bit ones; elsewhere both are 256-bit. 48 filters leave a 16-column tail at 512 bits.
+    import ctypes
+
+    def run(library, x, u, dy):
+        images, height, width, channels = x.shape
+        filters = u.shape[2]
+        at, _, bt = winograd.transforms(4)
+        bt, at = bt.astype(np.float32), at.astype(np.float32)
+        scratch = np.zeros(library.lenet_winograd_scratch(4, 8, max(channels, filters), max(channels, filters)),
+                           np.float32)
+        y = np.zeros((images, height, width, filters), np.float32)
+        du = np.zeros((64, channels, filters), np.float32)
+        pointer = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
+        sizes = [ctypes.c_int64(v) for v in (images, height, width, channels, filters, 4, 8)]
+        library.lenet_winograd_forward(*sizes, pointer(bt), pointer(at), pointer(x), pointer(u),
+                                       pointer(np.ones(filters, np.float32)), ctypes.c_int(1), pointer(y),
+                                       pointer(scratch))
+        library.lenet_winograd_filter_grad(*sizes, pointer(bt), pointer(at), pointer(x), pointer(dy), pointer(du),
+                                           pointer(scratch))
+        return y, du
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(5, 14, 14, 32)).astype(np.float32)
+    u = rng.normal(size=(64, 32, 48)).astype(np.float32)
+    dy = rng.normal(size=(5, 14, 14, 48)).astype(np.float32)
+    native_width = run(build_loops(tmp_path / "native.so"), x, u, dy)
+    narrow = run(build_loops(tmp_path / "narrow.so", "-mno-avx512f"), x, u, dy)
+    for a, b in zip(native_width, narrow, strict=True):
+        assert np.abs(a).max() > 0
+        np.testing.assert_array_equal(a, b)
 
 
 def test_shapes_the_ops_cannot_take_are_refused_with_the_shapes():
