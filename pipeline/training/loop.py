@@ -217,10 +217,12 @@ def train_model(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarr
         })
         writer.flush()
         history.append(record)
+        # Saved before the epoch's line is logged, so that a process stopped once the line shows
+        # (a kill, scancel, a requeue) resumes after that epoch.
+        checkpoints.save(trainer.model, trainer.optimizer, epoch + 1, history)
         log.info("Epoch %d/%d: mean loss %.3f, validation error %.2f%%, %.0f images/s",
                  epoch + 1, config.epochs, record["train_loss"], record["validation_error"],
                  record["images_per_s"])
-        checkpoints.save(trainer.model, trainer.optimizer, epoch + 1, history)
         if on_epoch_end:
             on_epoch_end(record)
     writer.close()
