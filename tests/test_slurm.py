@@ -60,11 +60,19 @@ def job_in_log(outputs: Path) -> str | None:
     return match.group(1) if match else None
 
 
+# Enough epochs after the first that the job is still training when the test, which sees the
+# first epoch's line up to poll_s (1 s) plus its own 0.5 s poll later, stops it.
+EPOCHS = 5
+
+
 def start_until_first_epoch(cluster, outputs: Path, task: str) -> tuple[subprocess.Popen, str]:
-    """Start a 3-epoch ``task`` with Train as a job; return the worker and the job once epoch 1 is saved."""
-    process = start(cluster, outputs, task, *EXPLICIT, "--Train-epochs", "3")
+    """Start an EPOCHS-epoch ``task`` with Train as a job; return the worker and the job once epoch 1 is saved.
+
+    The epoch's line is logged after its checkpoint is saved.
+    """
+    process = start(cluster, outputs, task, *EXPLICIT, "--Train-epochs", str(EPOCHS))
     job = wait_for(lambda: job_in_log(outputs), "the job id in the log")
-    wait_for(lambda: f"[job {job}] INFO pipeline.training.loop: Epoch 1/3" in log_text(outputs),
+    wait_for(lambda: f"[job {job}] INFO pipeline.training.loop: Epoch 1/{EPOCHS}" in log_text(outputs),
              "the first epoch's checkpoint")
     return process, job
 
@@ -113,9 +121,9 @@ def test_a_cancelled_job_fails_the_task_once_and_the_rerun_resumes(slurm_cluster
     errors = [line for line in out.splitlines() if line.startswith("ERROR:")]
     assert len(errors) == 1 and f"Slurm job {job} ended CANCELLED" in errors[0], out[-5000:]
     assert f"{job}_0_log.out" in errors[0]
-    rerun = run(slurm_cluster, outputs, "Evaluate", *EXPLICIT, "--Train-epochs", "3")
+    rerun = run(slurm_cluster, outputs, "Evaluate", *EXPLICIT, "--Train-epochs", str(EPOCHS))
     assert rerun.returncode == 0, output_of(rerun)[-5000:]
-    assert re.search(r"Resuming .*epoch [12] of 3", output_of(rerun)), output_of(rerun)[-5000:]
+    assert re.search(rf"Resuming .*epoch [1-{EPOCHS - 1}] of {EPOCHS}", output_of(rerun)), output_of(rerun)[-5000:]
 
 
 def test_a_requeued_job_resumes_and_trains_as_an_uninterrupted_local_run_bit_for_bit(slurm_cluster, tmp_path):
@@ -125,9 +133,9 @@ def test_a_requeued_job_resumes_and_trains_as_an_uninterrupted_local_run_bit_for
     assert requeued.returncode == 0, requeued.stderr
     out, _ = process.communicate(timeout=300)
     assert process.returncode == 0, out[-5000:]
-    assert [record["epoch"] for record in history(outputs)] == [1, 2, 3]
+    assert [record["epoch"] for record in history(outputs)] == list(range(1, EPOCHS + 1))
     assert "Resuming" in log_text(outputs)
-    local = run(slurm_cluster, tmp_path / "local", "Train", *EXPLICIT, "--Train-epochs", "3",
+    local = run(slurm_cluster, tmp_path / "local", "Train", *EXPLICIT, "--Train-epochs", str(EPOCHS),
                 "--Train-executor", "local")
     assert local.returncode == 0, output_of(local)[-3000:]
     assert [r["train_loss"] for r in history(outputs)] == [r["train_loss"] for r in history(tmp_path / "local")]
