@@ -15,9 +15,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # What the tests use from Debian: real Fashion-MNIST, Chromium for the HTML report, g++ for the
 # fused ops, podman for the container tests (podman-compose comes with the project's test extra) with
 # netavark and aardvark-dns, without which a compose network has no DNS (containers cannot reach each
-# other by name); OpenStack Swift with memcached for the S3 tests (a fixture starts them on loopback);
+# other by name), and iptables, which netavark runs to set up a network (installed without
+# recommends, podman does not bring it: "netavark: No such file or directory"); OpenStack Swift
+# with memcached for the S3 tests (a fixture starts them on loopback);
 # munge and Slurm's daemons and client for the one-node cluster of the Slurm tests (a fixture starts it).
-TEST_PACKAGES := dataset-fashion-mnist chromium g++ podman netavark aardvark-dns swift-proxy swift-account \
+TEST_PACKAGES := dataset-fashion-mnist chromium g++ podman netavark aardvark-dns iptables swift-proxy swift-account \
 	swift-container swift-object memcached munge slurmctld slurmd slurm-client
 
 # The fast tier: no containers, no object store, no MLflow server, no trainings through the command line, no real data.
