@@ -5,7 +5,8 @@
 ``benchmarks.train_throughput --torch-python .venv-torch/bin/python`` runs it as peer (e),
 interleaved with the others; run alone, it prints its figures as JSON. It needs only torch and
 numpy (``make torch-env`` makes that environment, outside the project's lock files: torch is a
-large install that the pipeline never uses).
+large install that the pipeline never uses); ``benchmarks.common`` and the IDX reader it imports
+from the repository need nothing else.
 
 What a user choosing PyTorch would write: ``nn.Sequential`` of the same layers (5x5 SAME
 convolutions of 32 and 64 filters with ReLU and 2x2 max pooling, fc 512 with ReLU, dropout 0.5,
@@ -24,9 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmarks.common import FASHION_DIR, VALIDATION_SIZE
 from pipeline.data.extract import load_split
 
-VALIDATION_SIZE = 5000
 BATCH_SIZE = 64
 
 
@@ -72,7 +73,7 @@ def measure(data: Path, warmup: int) -> dict:
 def main() -> None:
     """Measure one epoch and print the result as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
+    parser.add_argument("--data", type=Path, default=FASHION_DIR)
     parser.add_argument("--warmup", type=int, default=50)
     args = parser.parse_args()
     print(json.dumps(measure(args.data, args.warmup)))

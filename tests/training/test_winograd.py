@@ -116,8 +116,7 @@ def test_the_loops_give_the_same_bits_with_256_and_512_bit_vectors(tmp_path):
         filters = u.shape[2]
         at, _, bt = winograd.transforms(4)
         bt, at = bt.astype(np.float32), at.astype(np.float32)
-        scratch = np.zeros(library.lenet_winograd_scratch(4, 8, max(channels, filters), max(channels, filters)),
-                           np.float32)
+        scratch = np.zeros(library.lenet_winograd_scratch(4, 8, channels, filters), np.float32)
         y = np.zeros((images, height, width, filters), np.float32)
         du = np.zeros((64, channels, filters), np.float32)
         pointer = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731

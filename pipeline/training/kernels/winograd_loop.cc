@@ -93,9 +93,9 @@ struct Geometry {
   }
 };
 
-// The transforms work on a vector of channels at a time held in vector registers (spilled to L1 where
-// N*N does not fit), with compile-time tile sizes so that every loop unrolls; the matrices stay
-// runtime values (dense: skipping their zeros costs more in branches than it saves).
+// The transforms work on one vector of channels at a time, held in vector registers (spilled to
+// L1 where N*N does not fit), with compile-time tile sizes so that every loop unrolls; the
+// matrices stay runtime values (dense: skipping their zeros costs more in branches than it saves).
 
 // v[N*N][kGroup][channels] at slot ``slot`` = Bt d Bt^T of the tile's N x N input window.
 template <int M, int N>
