@@ -43,11 +43,13 @@ def host(monkeypatch, tmp_path):
         cpuinfo.write_text(f"processor\t: 0\nflags\t\t: fpu sse2 {flags}\n")
         monkeypatch.setattr(numerics, "cpu_supports_bfloat16",
                             lambda: numerics.__dict__["_cpu_bf16"](cpuinfo))
+        monkeypatch.setattr(numerics, "cpu_flags", lambda: numerics.__dict__["_cpu_flags"](cpuinfo))
         monkeypatch.setattr(numerics, "nvidia_gpus_listed", lambda: [])
         monkeypatch.setattr("pipeline.training.native.available", lambda: compiler)
         numerics.resolve_numerics.cache_clear()
         numerics.gpu_capabilities.cache_clear()
     monkeypatch.setitem(numerics.__dict__, "_cpu_bf16", numerics.cpu_supports_bfloat16)
+    monkeypatch.setitem(numerics.__dict__, "_cpu_flags", numerics.cpu_flags)
     yield pretend
     numerics.resolve_numerics.cache_clear()
 
@@ -59,11 +61,15 @@ def test_auto_is_one_artifact_with_what_it_resolves_to_on_each_host(host):
     host("avx2 avx512_bf16", compiler=True)
     bf16 = evaluation_ids("--data-dataset", "synthetic")
     assert bf16 == evaluation_ids("--data-dataset", "synthetic", "--Train-precision", "mixed_bfloat16",
-                                  "--Train-kernels", "fused")
+                                  "--Train-kernels", "winograd")
+    host("avx2 avx512_bf16 amx_bf16", compiler=True)
+    amx = evaluation_ids("--data-dataset", "synthetic")
+    assert amx == evaluation_ids("--data-dataset", "synthetic", "--Train-precision", "mixed_bfloat16",
+                                 "--Train-kernels", "fused")
     host("avx2 avx512_bf16", compiler=False)
     bf16_stock = evaluation_ids("--data-dataset", "synthetic")
-    assert len({avx2[1], bf16[1], bf16_stock[1]}) == 3, "hosts whose numerics differ share a Train artifact"
-    assert avx2[2] == bf16[2] == bf16_stock[2], "the data steps do not depend on the numerics"
+    assert len({avx2[1], bf16[1], amx[1], bf16_stock[1]}) == 4, "hosts whose numerics differ share a Train artifact"
+    assert avx2[2] == bf16[2] == amx[2] == bf16_stock[2], "the data steps do not depend on the numerics"
 
 
 def test_explicit_numerics_are_one_artifact_on_every_host(host):

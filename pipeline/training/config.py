@@ -9,9 +9,6 @@ PRECISION_CHOICES = ("auto", *PRECISIONS)
 # Which ops compute the slowest parts of a step: pipeline.training.fused (mixed bfloat16),
 # pipeline.training.winograd_training (float32) or TensorFlow's own.
 KERNEL_CHOICES = ("auto", "fused", "winograd", "stock")
-# What ``kernels = auto`` means for each resolved precision on one CPU device where the ops build
-# (docs/benchmarks.md has the measurements behind it); other precisions and GPUs get stock.
-AUTO_KERNELS = {"mixed_bfloat16": "fused", "float32": "winograd"}
 
 
 @dataclass(frozen=True)
@@ -61,3 +58,17 @@ class TrainingConfig:
     def as_dict(self) -> dict:
         """Return the settings as a plain dict (for ``meta.json`` and artifact ids)."""
         return asdict(self)
+
+
+def auto_kernels(precision: str, cpu_flags: list[str]) -> str:
+    """Return what ``kernels = auto`` means for ``precision`` on a CPU with these /proc/cpuinfo flags.
+
+    For one CPU device where the ops build (docs/benchmarks.md has the measurements behind it):
+    float32 takes the Winograd conv2; mixed bfloat16 too on AVX512-BF16 without AMX, and the
+    fused ops with oneDNN's AMX convolutions where AMX is there. Other precisions get stock.
+    """
+    if precision == "float32":
+        return "winograd"
+    if precision == "mixed_bfloat16":
+        return "winograd" if "avx512_bf16" in cpu_flags and "amx_bf16" not in cpu_flags else "fused"
+    return "stock"

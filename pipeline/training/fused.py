@@ -14,6 +14,8 @@ arithmetic warrants:
   bfloat16 rounding (tested), and a run's later weights differ accordingly.
 - conv2's ReluGrad (Eigen, slow in bfloat16) and MaxPoolGrad: ``ReluPoolGrad`` does both in one
   pass, exactly (routing only copies values); oneDNN's own ops then take conv2's gradients.
+- With ``kernels = winograd`` (CPUs with AVX512-BF16), conv2's three passes run in the Winograd
+  domain instead (pipeline/training/winograd.py), in bfloat16 with float32 sums.
 
 The forward pass is the model's own layers and values; only the gradient and update paths change.
 """
@@ -25,7 +27,8 @@ import tensorflow as tf
 
 from pipeline.training import native
 from pipeline.errors import ConfigError
-from pipeline.training.config import AUTO_KERNELS
+from pipeline.training.config import auto_kernels
+from pipeline.training.precision import cpu_flags
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +50,12 @@ def fused_unavailable_reason(precision: str, replicas: int, loss_scaled: bool) -
 def choose_kernels(requested: str, precision: str, replicas: int, loss_scaled: bool) -> str:
     """Resolve ``kernels`` (auto | fused | winograd | stock) to the ops this run trains with.
 
-    ``auto`` means fused for mixed_bfloat16 and winograd for float32 where they apply and build,
-    stock otherwise (logged); an explicit fused or winograd raises a PipelineError saying why when
-    it cannot run.
+    ``auto`` means ``config.auto_kernels`` where those apply and build, stock otherwise (logged);
+    an explicit fused or winograd raises a PipelineError saying why when it cannot run.
     """
     if requested == "stock":
         return "stock"
-    kind = AUTO_KERNELS.get(precision, "stock") if requested == "auto" else requested
+    kind = auto_kernels(precision, cpu_flags()) if requested == "auto" else requested
     if kind == "stock":
         log.info("kernels auto -> stock: no compiled kernels for precision %s", precision)
         return "stock"
@@ -128,7 +130,10 @@ def first_block(ops, x, conv):
 class FusedTraining:
     """The model's training-mode forward pass wired to the fused ops, and fc1's fused update."""
 
-    def __init__(self, model: keras.Model, shadowed_momentum):
+    def __init__(self, model: keras.Model, shadowed_momentum, winograd: bool = False):
+        from pipeline.training.winograd import WinogradConv
+        from pipeline.training.winograd_training import is_eligible
+
         self.dense = model.get_layer(SHADOWED_LAYER)
         self.kernel = self.dense.kernel
         self.kernel_momentum = shadowed_momentum
@@ -152,6 +157,13 @@ class FusedTraining:
         self.shadow = tf.Variable(tf.zeros(self.kernel.shape, tf.bfloat16), trainable=False,
                                   name=f"{SHADOWED_LAYER}_kernel_bfloat16")
         self.ops = native.ops()
+        # With ``winograd``, each eligible later block's convolution (conv2) runs in the Winograd domain.
+        self.winograd = WinogradConv(self.ops) if winograd else None
+        self.winograd_blocks = {id(layer) for layer in self.between
+                                if winograd and id(layer) in self.fused_blocks and is_eligible(layer, "bfloat16")}
+        if winograd and not self.winograd_blocks:
+            raise ConfigError("Train kernels = 'winograd' found no 5x5 bfloat16 convolution with channels in "
+                              "multiples of 16 to run (use auto, fused or stock, --Train-kernels).")
 
     @property
     def watched(self):
@@ -188,7 +200,12 @@ class FusedTraining:
             h = layer(h, training=True)
         h = first_block(self.ops, h, self.conv)
         for layer in self.between:
-            h = self._later_block(h, layer) if id(layer) in self.fused_blocks else layer(h, training=True)
+            if id(layer) in self.winograd_blocks:
+                h = self.winograd.conv_relu_pool(h, layer.kernel.value, layer.bias.value)
+            elif id(layer) in self.fused_blocks:
+                h = self._later_block(h, layer)
+            else:
+                h = layer(h, training=True)
         bias = tf.cast(self.dense.bias.value, h.dtype)
         # bias_add, as Keras' Dense does, so that Grappler fuses MatMul, BiasAdd and ReLU alike.
         h = self.dense.activation(tf.nn.bias_add(tf.matmul(h, self.shadow), bias))

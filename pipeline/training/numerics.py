@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.training.config import AUTO_KERNELS
-from pipeline.training.precision import choose_precision, cpu_supports_bfloat16
+from pipeline.training.config import auto_kernels
+from pipeline.training.precision import choose_precision, cpu_flags, cpu_supports_bfloat16
 
 NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
 
@@ -83,8 +83,9 @@ def resolve_numerics(precision: str, kernels: str) -> tuple[str, str]:
 
     ``precision auto``: bfloat16 on Ampere or newer GPUs and on CPUs with AVX512-BF16 or AMX,
     float16 on Volta and Turing, float32 elsewhere. ``kernels auto``: on a CPU where the compiled
-    ops can be built (a compiler) or were built before, the fused ops for mixed_bfloat16 and the
-    Winograd conv2 for float32; stock TensorFlow ops otherwise (GPUs, float16). Explicit values are returned as they are (whether this host can
+    ops can be built (a compiler) or were built before, ``config.auto_kernels`` (the Winograd conv2
+    for float32 and, without AMX, for mixed_bfloat16; the fused ops with AMX); stock TensorFlow ops
+    otherwise (GPUs, float16). Explicit values are returned as they are (whether this host can
     run them is checked when training starts).
     """
     capabilities = list(gpu_capabilities()) if "auto" in (precision, kernels) else []
@@ -93,7 +94,7 @@ def resolve_numerics(precision: str, kernels: str) -> tuple[str, str]:
     if kernels == "auto":
         from pipeline.training import native
 
-        compiled = AUTO_KERNELS.get(precision, "stock")
+        compiled = auto_kernels(precision, cpu_flags())
         kernels = compiled if not capabilities and native.available() else "stock"
     return precision, kernels
 

@@ -5,15 +5,18 @@ from pathlib import Path
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
-def cpu_supports_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Return True when the CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX-BF16)."""
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
+    """Return the CPU's feature flags as /proc/cpuinfo lists them (empty where it cannot be read)."""
     try:
         text = cpuinfo.read_text()
     except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("flags")), [])
-    return any(flag in flags for flag in BF16_CPU_FLAGS)
+        return []
+    return next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+
+
+def cpu_supports_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Return True when the CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX-BF16)."""
+    return any(flag in cpu_flags(cpuinfo) for flag in BF16_CPU_FLAGS)
 
 
 def choose_precision(gpu_compute_capabilities: list[tuple[int, int]], cpu_bf16: bool) -> str:

@@ -31,8 +31,12 @@ def make_train_chunk(model, optimizer, config: TrainingConfig, strategy, kernels
         from pipeline.training.winograd_training import WinogradTraining
 
         kernel = model.get_layer(SHADOWED_LAYER).kernel
-        kind = FusedTraining if kernels == "fused" else WinogradTraining
-        fused = kind(model, momentums[[id(v) for v in trainable].index(id(kernel))])
+        momentum = momentums[[id(v) for v in trainable].index(id(kernel))]
+        if kernels == "fused" or kernel.dtype != model.get_layer(SHADOWED_LAYER).compute_dtype:
+            # Mixed bfloat16: the fused step, with conv2 in the Winograd domain for 'winograd'.
+            fused = FusedTraining(model, momentum, winograd=kernels == "winograd")
+        else:
+            fused = WinogradTraining(model, momentum)
         keep = [id(v) != id(kernel) for v in trainable]
         trainable = [v for v, kept in zip(trainable, keep) if kept]
         momentums = [m for m, kept in zip(momentums, keep) if kept]

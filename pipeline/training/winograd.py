@@ -8,7 +8,10 @@ construction on the interpolation points below plus the point at infinity; Bt is
 exactly from At and G in float64 (the identity must hold for every filter and tile), so no table
 of constants is copied by hand.
 
-All three passes of training use the compiled ops (pipeline/training/kernels/winograd_*):
+All three passes of training use the compiled ops (pipeline/training/kernels/winograd_*), on
+float32 tensors, or on bfloat16 ones (mixed bfloat16, CPUs with AVX512-BF16), where the
+transformed operands are rounded to bfloat16 and multiplied in pairs with float32 sums
+(docs/benchmarks.md states the error):
 
 - forward: WinogradConv2D(x, G g G^T) with the bias and ReLU applied in its output transform;
 - input gradient: WinogradConv2D(dy, G rot180(g)^T G^T), the same convolution of the output
@@ -80,6 +83,21 @@ class WinogradConv:
         """Return G g G^T per channel pair, [n*n, in, out], from an HWIO kernel."""
         return self._sandwich(self.g, kernel)
 
+    @staticmethod
+    def _operand(u, dtype):
+        """Return the transformed filter as WinogradConv2D takes it for tensors of ``dtype``.
+
+        float32: u itself; bfloat16: rounded, with each pair of input channels innermost
+        ([n*n, in / 2, out, 2]), the pairs AVX512-BF16's dot product multiplies.
+        """
+        import tensorflow as tf
+
+        if dtype != tf.bfloat16:
+            return u
+        points, channels, filters = u.shape
+        pairs = tf.reshape(tf.cast(u, tf.bfloat16), [points, channels // 2, 2, filters])
+        return tf.transpose(pairs, [0, 1, 3, 2])
+
     def _sandwich(self, left, block):
         """Return left . block . left^T over the two leading axes of ``block`` [r, r, in, out], as [n*n, in, out].
 
@@ -95,8 +113,14 @@ class WinogradConv:
         return tf.reshape(whole, [rows * rows, channels, filters])
 
     def forward(self, x, kernel, bias, relu: bool = True):
-        """Return relu?(conv2d(x, kernel, SAME) + bias), not differentiable (see ``conv``)."""
-        return self.ops.winograd_conv2d(x, self.filter_transform(kernel), bias, relu=relu, **self.attrs)
+        """Return relu?(conv2d(x, kernel, SAME) + bias) in x's dtype, not differentiable (see ``conv``).
+
+        The filter is transformed from the float32 ``kernel``; ``bias`` is added in float32.
+        """
+        import tensorflow as tf
+
+        u = self._operand(self.filter_transform(kernel), x.dtype)
+        return self.ops.winograd_conv2d(x, u, tf.cast(bias, tf.float32), relu=relu, **self.attrs)
 
     def conv(self, x, kernel, bias, relu: bool = True):
         """Return relu?(conv2d(x, kernel, SAME) + bias) for float32 NHWC ``x``, differentiable in all three."""
@@ -109,20 +133,42 @@ class WinogradConv:
             def gradient(dy):
                 if relu:
                     dy = tf.where(y > 0, dy, tf.zeros_like(dy))
-                return (*self.backward(x, kernel, dy), tf.reduce_sum(dy, [0, 1, 2]))
+                return (*self.backward(x, kernel, dy), tf.cast(tf.raw_ops.BiasAddGrad(out_backprop=dy), bias.dtype))
 
             return y, gradient
 
         return block(x, kernel, bias)
 
+    def conv_relu_pool(self, x, kernel, bias):
+        """Return max_pool(relu(conv2d(x, kernel) + bias)) (2x2, stride 2, SAME), differentiable in all three.
+
+        The ReLU and pool gradient is one exact pass (ReluPoolGrad); the bias gradient is
+        TensorFlow's BiasAddGrad (float32 sums also for bfloat16), cast to the bias' dtype.
+        """
+        import tensorflow as tf
+
+        @tf.custom_gradient
+        def block(x, kernel, bias):
+            activations = self.forward(x, kernel, bias, relu=True)
+
+            def gradient(pool_gradient):
+                conv_gradient = self.ops.relu_pool_grad(activations, tf.cast(pool_gradient, x.dtype))
+                bias_gradient = tf.raw_ops.BiasAddGrad(out_backprop=conv_gradient)
+                return (*self.backward(x, kernel, conv_gradient), tf.cast(bias_gradient, bias.dtype))
+
+            return tf.nn.max_pool2d(activations, 2, 2, "SAME"), gradient
+
+        return block(x, kernel, bias)
+
     def backward(self, x, kernel, conv_gradient):
-        """Return the gradients of x and the kernel for the gradient at the convolution's output."""
+        """Return the gradients of x (in its dtype) and of the float32 kernel for the gradient at the output."""
         import tensorflow as tf
 
         rotated = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
         no_bias = tf.zeros([0], tf.float32)
-        input_gradient = self.ops.winograd_conv2d(conv_gradient, self.filter_transform(rotated), no_bias,
-                                                  relu=False, **self.attrs)
+        input_gradient = self.ops.winograd_conv2d(
+            conv_gradient, self._operand(self.filter_transform(rotated), conv_gradient.dtype), no_bias,
+            relu=False, **self.attrs)
         du = self.ops.winograd_filter_grad(x, conv_gradient, **self.attrs)
         n, size = self.g.shape
         du = tf.reshape(du, [n, n, kernel.shape[2], kernel.shape[3]])

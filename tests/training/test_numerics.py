@@ -18,8 +18,9 @@ def fresh_resolution(monkeypatch, tmp_path):
     numerics.gpu_capabilities.cache_clear()
 
 
-def cpu(monkeypatch, bf16: bool, compiler: bool):
+def cpu(monkeypatch, bf16: bool, compiler: bool, flags=("avx2",)):
     monkeypatch.setattr(numerics, "cpu_supports_bfloat16", lambda: bf16)
+    monkeypatch.setattr(numerics, "cpu_flags", lambda: list(flags))
     monkeypatch.setattr(numerics, "nvidia_gpus_listed", lambda: [])
     monkeypatch.setattr(native, "available", lambda: compiler)
 
@@ -31,8 +32,17 @@ def cpu(monkeypatch, bf16: bool, compiler: bool):
     (True, False, ("mixed_bfloat16", "stock")),
 ])
 def test_auto_resolves_from_cpu_flags_and_compiler(monkeypatch, bf16, compiler, expected):
-    cpu(monkeypatch, bf16, compiler)
+    cpu(monkeypatch, bf16, compiler, flags=("avx2", "avx512_bf16", "amx_bf16") if bf16 else ("avx2",))
     assert numerics.resolve_numerics("auto", "auto") == expected
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (("avx2", "avx512f", "avx512_bf16"), "winograd"),  # AVX512-BF16 without AMX: the Winograd conv2 measured faster
+    (("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"), "fused"),  # AMX: oneDNN's AMX convolutions
+])
+def test_auto_kernels_for_bfloat16_depend_on_amx(monkeypatch, flags, expected):
+    cpu(monkeypatch, True, True, flags)
+    assert numerics.resolve_numerics("auto", "auto") == ("mixed_bfloat16", expected)
 
 
 def test_explicit_values_are_kept_whatever_the_host(monkeypatch):

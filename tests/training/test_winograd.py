@@ -15,6 +15,7 @@ from pipeline.training.config import TrainingConfig
 from pipeline.training.fused import choose_kernels
 from pipeline.training.loop import Trainer, train_model
 from pipeline.training.model import make_model
+from pipeline.training.precision import cpu_flags
 from pipeline.training.winograd_training import WinogradTraining
 
 # The largest error of each pass against the float64 direct convolution, relative to the largest
@@ -23,6 +24,13 @@ from pipeline.training.winograd_training import WinogradTraining
 # 2.3e-5; TensorFlow's direct float32 convolution about 3e-7): float32 rounding times the
 # transforms' growth, far below what training can see.
 FLOAT32_BOUND = 5e-5
+# In bfloat16 the transformed operands are rounded to 8 significant bits before they are
+# multiplied: measured at conv2's shape 6.1e-2 to 6.8e-2 of the largest exact value (4.3e-2 to
+# 4.5e-2 of its RMS), against 2.9e-3 for oneDNN's direct bfloat16 convolution (docs/benchmarks.md).
+# A wrong pairing of channels or tiles gives errors of order 1.
+BFLOAT16_BOUND = 1e-1
+HAS_AVX512_BF16 = "avx512_bf16" in cpu_flags()
+needs_avx512_bf16 = pytest.mark.skipif(not HAS_AVX512_BF16, reason="the bfloat16 Winograd loops need AVX512-BF16")
 
 
 @pytest.mark.parametrize("m", sorted(winograd.POINTS))
@@ -70,6 +78,38 @@ def test_each_pass_is_within_the_float32_bound_of_the_float64_direct_convolution
     assert relative_error(kernel_gradient, filter_gradient_reference(x, dy)) < FLOAT32_BOUND
 
 
+@needs_avx512_bf16
+@pytest.mark.parametrize("shape", [(9, 14, 14, 32, 64), (3, 9, 11, 16, 32)], ids=["conv2", "odd-size"])
+def test_each_bfloat16_pass_is_within_its_bound_of_the_float64_direct_convolution(shape):
+    images, height, width, channels, filters = shape
+    rng = np.random.default_rng(7)
+    x = tf.cast(rng.normal(size=(images, height, width, channels)), tf.bfloat16)
+    kernel = rng.normal(0, 0.1, (5, 5, channels, filters)).astype(np.float32)
+    dy = tf.cast(rng.normal(size=(images, height, width, filters)), tf.bfloat16)
+    conv = winograd.WinogradConv(native.ops())
+    bias = tf.constant(rng.normal(0, 0.5, filters), tf.float32)
+    forward = conv.forward(x, tf.constant(kernel), bias, relu=False)
+    input_gradient, kernel_gradient = conv.backward(x, tf.constant(kernel), dy)
+    assert (forward.dtype, input_gradient.dtype, kernel_gradient.dtype) == (tf.bfloat16, tf.bfloat16, tf.float32)
+    # The references take the same bfloat16 inputs exactly, in float64.
+    x64, dy64 = (tf.cast(t, tf.float64).numpy() for t in (x, dy))
+    rotated = np.transpose(kernel[::-1, ::-1], (0, 1, 3, 2))
+    errors = [relative_error(tf.cast(forward, tf.float32), winograd.reference_conv(x64, kernel) + bias.numpy()),
+              relative_error(tf.cast(input_gradient, tf.float32), winograd.reference_conv(dy64, rotated)),
+              relative_error(kernel_gradient, filter_gradient_reference(x64, dy64))]
+    assert max(errors) < BFLOAT16_BOUND, errors
+    # Rounding, not a mistake: each pass is far closer than unrelated values would be.
+    assert min(errors) > 1e-3, "bfloat16 operands should round visibly; are the float32 loops running?"
+
+
+@pytest.mark.skipif(HAS_AVX512_BF16, reason="this CPU has AVX512-BF16, so the bfloat16 ops run")
+def test_the_bfloat16_ops_without_avx512_bf16_say_what_to_use():
+    conv = winograd.WinogradConv(native.ops())
+    with pytest.raises(tf.errors.UnimplementedError, match="AVX512-BF16.*kernels fused or stock"):
+        native.ops().winograd_filter_grad(tf.zeros([1, 8, 8, 16], tf.bfloat16), tf.zeros([1, 8, 8, 16], tf.bfloat16),
+                                          **conv.attrs)
+
+
 def test_bias_and_relu_are_applied_in_the_forward_op():
     rng = np.random.default_rng(8)
     x = tf.constant(rng.normal(size=(2, 14, 14, 32)), tf.float32)
@@ -80,11 +120,13 @@ def test_bias_and_relu_are_applied_in_the_forward_op():
     assert relative_error(got, expected) < FLOAT32_BOUND
 
 
-def test_the_filter_gradient_does_not_depend_on_the_number_of_threads():
+@pytest.mark.parametrize("dtype", [tf.float32, pytest.param(tf.bfloat16, marks=needs_avx512_bf16)],
+                         ids=["float32", "bfloat16"])
+def test_the_filter_gradient_does_not_depend_on_the_number_of_threads(dtype):
     """Chunks of images are summed in a fixed order: the exact-resume guarantee."""
     rng = np.random.default_rng(9)
-    x = tf.constant(rng.normal(size=(40, 14, 14, 32)), tf.float32)
-    dy = tf.constant(rng.normal(size=(40, 14, 14, 64)), tf.float32)
+    x = tf.cast(rng.normal(size=(40, 14, 14, 32)), dtype)
+    dy = tf.cast(rng.normal(size=(40, 14, 14, 64)), dtype)
     conv = winograd.WinogradConv(native.ops())
     whole = native.ops().winograd_filter_grad(x, dy, **conv.attrs).numpy()
     parts = sum(native.ops().winograd_filter_grad(x[i:i + 8], dy[i:i + 8], **conv.attrs).numpy().astype(np.float64)
@@ -170,13 +212,14 @@ def pattern():
     return synthetic.pattern_arrays(640, seed=1), synthetic.pattern_arrays(200, seed=2)
 
 
-def test_winograd_training_learns_the_pattern_and_resumes_bit_for_bit(pattern, tmp_path):
+@pytest.mark.parametrize("precision", ["float32", pytest.param("mixed_bfloat16", marks=needs_avx512_bf16)])
+def test_winograd_training_learns_the_pattern_and_resumes_bit_for_bit(pattern, tmp_path, precision):
     train, validation = pattern
-    config = TrainingConfig(epochs=3, precision="float32", kernels="winograd")
+    config = TrainingConfig(epochs=3, precision=precision, kernels="winograd")
     straight, history = train_model(train, validation, config, tmp_path / "straight")
     assert history[-1]["kernels"] == "winograd"
     assert error_rate(straight, *validation) == 0.0
-    train_model(train, validation, TrainingConfig(epochs=1, precision="float32", kernels="winograd"),
+    train_model(train, validation, TrainingConfig(epochs=1, precision=precision, kernels="winograd"),
                 tmp_path / "resumed")
     resumed, resumed_history = train_model(train, validation, config, tmp_path / "resumed")
     for a, b in zip(straight.get_weights(), resumed.get_weights(), strict=True):
@@ -194,10 +237,15 @@ def test_autograph_converts_every_method_the_compiled_step_calls():
         tf.autograph.to_graph(method)
 
 
-def test_winograd_where_it_cannot_run_says_why_in_one_line():
-    with pytest.raises(ConfigError, match="precision is mixed_bfloat16.*--Train-kernels") as error:
-        choose_kernels("winograd", "mixed_bfloat16", 1, False)
+def test_winograd_where_it_cannot_run_says_why_in_one_line(monkeypatch):
+    from pipeline.training import winograd_training
+
+    with pytest.raises(ConfigError, match="precision is mixed_float16.*--Train-kernels") as error:
+        choose_kernels("winograd", "mixed_float16", 1, False)
     assert "\n" not in str(error.value)
+    monkeypatch.setattr(winograd_training, "cpu_flags", lambda: ["avx2", "avx512f"])
+    with pytest.raises(ConfigError, match="need a CPU with AVX512-BF16 .use kernels fused or stock.*--Train-kernels"):
+        choose_kernels("winograd", "mixed_bfloat16", 1, False)
     with pytest.raises(ConfigError, match="split over several devices"):
         choose_kernels("winograd", "float32", 2, False)
 

@@ -11,6 +11,11 @@
 #include "winograd_loop.h"
 
 #include <algorithm>
+#include <type_traits>
+
+#if defined(__AVX512BF16__)
+#include <immintrin.h>
+#endif
 
 namespace {
 
@@ -29,20 +34,52 @@ typedef float vec_unaligned __attribute__((vector_size(kLanes * 4), aligned(4)))
 inline vec load(const float* p) { return *reinterpret_cast<const vec_unaligned*>(p); }
 inline void store(float* p, vec v) { *reinterpret_cast<vec_unaligned*>(p) = v; }
 
+// bfloat16 tensors are read and written as their bits (uint16_t): a value's float32 bits are its
+// bfloat16 bits followed by 16 zero bits; writing rounds to nearest even, as TensorFlow's cast does.
+typedef uint32_t bits __attribute__((vector_size(kLanes * 4)));
+typedef uint32_t bits_unaligned __attribute__((vector_size(kLanes * 4), aligned(4)));
+typedef uint16_t half_bits __attribute__((vector_size(kLanes * 2), aligned(2)));
+
+inline vec load(const uint16_t* p) {
+  const bits widened = __builtin_convertvector(*reinterpret_cast<const half_bits*>(p), bits) << 16;
+  return reinterpret_cast<const vec&>(widened);
+}
+// The bfloat16 bits of v rounded to nearest even, in the low half of each lane.
+inline bits bfloat16_bits(vec v) {
+  const bits b = reinterpret_cast<const bits&>(v);
+  return (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+}
+inline void store(uint16_t* p, vec v) {
+  *reinterpret_cast<half_bits*>(p) = __builtin_convertvector(bfloat16_bits(v), half_bits);
+}
+
 // c[R x V vectors] (+)= a[R x depth] * b[depth x V vectors], with a(i, p) at a[i * a_row + p * a_depth]
 // and b(p, :) at b[p * b_depth]. Sums run over p in order, so the result never depends on threads.
-template <int R, int V>
-inline void micro_kernel(int64_t depth, const float* a, int64_t a_row, int64_t a_depth, const float* b,
+// With Operand = uint32_t, a and b hold bfloat16 pairs along the depth (the lower half first) and
+// ``depth`` counts pairs: each step adds both products of a pair (AVX512-BF16's dot product).
+template <int R, int V, typename Operand>
+inline void micro_kernel(int64_t depth, const Operand* a, int64_t a_row, int64_t a_depth, const Operand* b,
                          int64_t b_depth, float* c, int64_t c_row, bool accumulate) {
   vec acc[R][V];
   for (int i = 0; i < R; ++i)
     for (int v = 0; v < V; ++v) acc[i][v] = accumulate ? load(c + i * c_row + v * kLanes) : vec{};
   for (int64_t p = 0; p < depth; ++p) {
-    vec column[V];
-    for (int v = 0; v < V; ++v) column[v] = load(b + p * b_depth + v * kLanes);
-    for (int i = 0; i < R; ++i) {
-      const float s = a[i * a_row + p * a_depth];
-      for (int v = 0; v < V; ++v) acc[i][v] += s * column[v];
+    if constexpr (std::is_same_v<Operand, float>) {
+      vec column[V];
+      for (int v = 0; v < V; ++v) column[v] = load(b + p * b_depth + v * kLanes);
+      for (int i = 0; i < R; ++i) {
+        const float s = a[i * a_row + p * a_depth];
+        for (int v = 0; v < V; ++v) acc[i][v] += s * column[v];
+      }
+    } else {
+#if defined(__AVX512BF16__)
+      __m512bh column[V];
+      for (int v = 0; v < V; ++v) column[v] = (__m512bh)_mm512_loadu_si512(b + p * b_depth + v * kLanes);
+      for (int i = 0; i < R; ++i) {
+        const __m512bh s = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[i * a_row + p * a_depth]));
+        for (int v = 0; v < V; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], s, column[v]);
+      }
+#endif
     }
   }
   for (int i = 0; i < R; ++i)
@@ -50,9 +87,9 @@ inline void micro_kernel(int64_t depth, const float* a, int64_t a_row, int64_t a
 }
 
 // The micro-kernel for a block column's last ``rows`` (at most R) rows.
-template <int R, int V>
-inline void remainder(int64_t rows, int64_t depth, const float* a, int64_t a_row, int64_t a_depth, const float* b,
-                      int64_t b_depth, float* c, int64_t c_row, bool accumulate) {
+template <int R, int V, typename Operand>
+inline void remainder(int64_t rows, int64_t depth, const Operand* a, int64_t a_row, int64_t a_depth,
+                      const Operand* b, int64_t b_depth, float* c, int64_t c_row, bool accumulate) {
   if constexpr (R > 0) {
     if (rows == R) micro_kernel<R, V>(depth, a, a_row, a_depth, b, b_depth, c, c_row, accumulate);
     else remainder<R - 1, V>(rows, depth, a, a_row, a_depth, b, b_depth, c, c_row, accumulate);
@@ -60,9 +97,9 @@ inline void remainder(int64_t rows, int64_t depth, const float* a, int64_t a_row
 }
 
 // c[rows x columns] (+)= a[rows x depth] * b[depth x columns] over block columns of V vectors.
-template <int R, int V>
-void block_column(int64_t rows, int64_t depth, const float* a, int64_t a_row, int64_t a_depth, const float* b,
-                  int64_t b_depth, float* c, int64_t c_row, bool accumulate) {
+template <int R, int V, typename Operand>
+void block_column(int64_t rows, int64_t depth, const Operand* a, int64_t a_row, int64_t a_depth,
+                  const Operand* b, int64_t b_depth, float* c, int64_t c_row, bool accumulate) {
   int64_t i = 0;
   for (; i + R <= rows; i += R)
     micro_kernel<R, V>(depth, a + i * a_row, a_row, a_depth, b, b_depth, c + i * c_row, c_row, accumulate);
@@ -71,13 +108,25 @@ void block_column(int64_t rows, int64_t depth, const float* a, int64_t a_row, in
 
 // c[rows x columns] (+)= a[rows x depth] * b[depth x columns]; columns a multiple of 16 (one
 // 512-bit vector: a 16-column tail takes one vector per row, every other block column two).
-template <int R>
-void matmul(int64_t rows, int64_t depth, int64_t columns, const float* a, int64_t a_row, int64_t a_depth,
-            const float* b, int64_t b_depth, float* c, int64_t c_row, bool accumulate) {
+template <int R, typename Operand>
+void matmul(int64_t rows, int64_t depth, int64_t columns, const Operand* a, int64_t a_row, int64_t a_depth,
+            const Operand* b, int64_t b_depth, float* c, int64_t c_row, bool accumulate) {
   int64_t j = 0;
   for (; j + kColumns <= columns; j += kColumns)
     block_column<R, 2>(rows, depth, a, a_row, a_depth, b + j, b_depth, c + j, c_row, accumulate);
   if (j < columns) block_column<R, 1>(rows, depth, a, a_row, a_depth, b + j, b_depth, c + j, c_row, accumulate);
+}
+
+// out[rows / 2 rounded up][width] = the bfloat16 pairs (rows 2j and 2j + 1, lower half first) of
+// in[rows][width] float32; an odd last row pairs with zero.
+void pack_pairs(const float* in, int64_t rows, int64_t width, uint32_t* out) {
+  for (int64_t j = 0; 2 * j < rows; ++j) {
+    const float* first = in + 2 * j * width;
+    for (int64_t w = 0; w < width; w += kLanes) {
+      const bits high = 2 * j + 1 < rows ? bfloat16_bits(load(first + width + w)) << 16 : bits{};
+      *reinterpret_cast<bits_unaligned*>(out + j * width + w) = bfloat16_bits(load(first + w)) | high;
+    }
+  }
 }
 
 struct Geometry {
@@ -97,15 +146,16 @@ struct Geometry {
 // L1 where N*N does not fit), with compile-time tile sizes so that every loop unrolls; the
 // matrices stay runtime values (dense: skipping their zeros costs more in branches than it saves).
 
-// v[N*N][kGroup][channels] at slot ``slot`` = Bt d Bt^T of the tile's N x N input window.
-template <int M, int N>
-void transform_input(const Geometry& g, int64_t channels, const float* bt, const float* x, int64_t tile,
-                     int64_t slot, float* v) {
+// v[N*N][kGroup][channels] at slot ``slot`` = Bt d Bt^T of the tile's N x N input window (x and v
+// float32 or bfloat16 bits).
+template <int M, int N, typename In, typename Out>
+void transform_input(const Geometry& g, int64_t channels, const float* bt, const In* x, int64_t tile,
+                     int64_t slot, Out* v) {
   int64_t image, top, left;
   g.locate(tile, &image, &top, &left);
   top -= g.pad;
   left -= g.pad;
-  const float* base = x + image * g.height * g.width * channels;
+  const In* base = x + image * g.height * g.width * channels;
   bool row_in[N], column_in[N];
   for (int i = 0; i < N; ++i) {
     row_in[i] = top + i >= 0 && top + i < g.height;
@@ -134,9 +184,9 @@ void transform_input(const Geometry& g, int64_t channels, const float* bt, const
 }
 
 // y's M x M block of ``tile`` = relu?(At P At^T + bias), P the tile's products at ``slot``.
-template <int M, int N>
+template <int M, int N, typename Out>
 void transform_output(const Geometry& g, int64_t filters, const float* at, const float* products, int64_t slot,
-                      int64_t tile, const float* bias, bool relu, float* y) {
+                      int64_t tile, const float* bias, bool relu, Out* y) {
   int64_t image, top, left;
   g.locate(tile, &image, &top, &left);
   const int rows = static_cast<int>(std::min<int64_t>(M, g.height - top));
@@ -166,12 +216,12 @@ void transform_output(const Geometry& g, int64_t filters, const float* at, const
 }
 
 // dm[N*N][kGroup][filters] at ``slot`` = At^T dY At, dY the tile's M x M block of dy (zero outside).
-template <int M, int N>
-void transform_output_gradient(const Geometry& g, int64_t filters, const float* at, const float* dy,
+template <int M, int N, typename In>
+void transform_output_gradient(const Geometry& g, int64_t filters, const float* at, const In* dy,
                                int64_t tile, int64_t slot, float* dm) {
   int64_t image, top, left;
   g.locate(tile, &image, &top, &left);
-  const float* base = dy + image * g.height * g.width * filters;
+  const In* base = dy + image * g.height * g.width * filters;
   for (int64_t k = 0; k < filters; k += kLanes) {
     vec t[N][M];
     for (int j = 0; j < M; ++j) {
@@ -195,26 +245,33 @@ void transform_output_gradient(const Geometry& g, int64_t filters, const float* 
   }
 }
 
-template <int M, int N>
+// Element is float (float32 tensors and products) or uint16_t (bfloat16 tensors; the transformed
+// operands rounded to bfloat16 and multiplied in pairs, summed in float32).
+template <int M, int N, typename Element>
 void forward(const Geometry& g, int64_t images, int64_t channels, int64_t filters, const float* bt, const float* at,
-             const float* x, const float* u, const float* bias, bool relu, float* y, float* scratch) {
-  float* v = scratch;
-  float* products = v + N * N * kGroup * channels;
+             const Element* x, const void* u, const float* bias, bool relu, Element* y, float* scratch) {
+  constexpr bool pairs = std::is_same_v<Element, uint16_t>;
+  typedef std::conditional_t<pairs, uint32_t, float> Operand;
+  constexpr int64_t per_operand = pairs ? 2 : 1;  // channels per Operand
+  Element* v = reinterpret_cast<Element*>(scratch);
+  float* products = scratch + N * N * kGroup * channels;
+  const int64_t depth = channels / per_operand;
   const int64_t tiles = images * g.per_image;
   for (int64_t first = 0; first < tiles; first += kGroup) {
     const int64_t count = std::min(kGroup, tiles - first);
     for (int64_t t = 0; t < count; ++t) transform_input<M, N>(g, channels, bt, x, first + t, t, v);
     for (int64_t point = 0; point < N * N; ++point)
-      matmul<6>(count, channels, filters, v + point * kGroup * channels, channels, 1,
-                u + point * channels * filters, filters, products + point * kGroup * filters, filters, false);
+      matmul<6>(count, depth, filters, reinterpret_cast<const Operand*>(v + point * kGroup * channels), depth, 1,
+                static_cast<const Operand*>(u) + point * depth * filters, filters,
+                products + point * kGroup * filters, filters, false);
     for (int64_t t = 0; t < count; ++t)
       transform_output<M, N>(g, filters, at, products, t, first + t, bias, relu, y);
   }
 }
 
-template <int M, int N>
+template <int M, int N, typename Element>
 void filter_grad(const Geometry& g, int64_t images, int64_t channels, int64_t filters, const float* bt,
-                 const float* at, const float* x, const float* dy, float* du, float* scratch) {
+                 const float* at, const Element* x, const Element* dy, float* du, float* scratch) {
   float* v = scratch;
   float* dm = v + N * N * kGroup * channels;
   const int64_t tiles = images * g.per_image;
@@ -224,9 +281,48 @@ void filter_grad(const Geometry& g, int64_t images, int64_t channels, int64_t fi
       transform_input<M, N>(g, channels, bt, x, first + t, t, v);
       transform_output_gradient<M, N>(g, filters, at, dy, first + t, t, dm);
     }
-    for (int64_t point = 0; point < N * N; ++point)
-      matmul<6>(channels, count, filters, v + point * kGroup * channels, 1, channels,
-                dm + point * kGroup * filters, filters, du + point * channels * filters, filters, true);
+    if constexpr (std::is_same_v<Element, uint16_t>) {
+      // Pairs of tiles: the products' depth is the group's tiles, so both operands pair up along it.
+      const int64_t pairs = (count + 1) / 2;
+      uint32_t* v_pairs = reinterpret_cast<uint32_t*>(dm + N * N * kGroup * filters);
+      uint32_t* dm_pairs = v_pairs + N * N * (kGroup / 2) * channels;
+      for (int64_t point = 0; point < N * N; ++point) {
+        pack_pairs(v + point * kGroup * channels, count, channels, v_pairs + point * (kGroup / 2) * channels);
+        pack_pairs(dm + point * kGroup * filters, count, filters, dm_pairs + point * (kGroup / 2) * filters);
+        matmul<6>(channels, pairs, filters, v_pairs + point * (kGroup / 2) * channels, 1, channels,
+                  dm_pairs + point * (kGroup / 2) * filters, filters, du + point * channels * filters, filters, true);
+      }
+    } else {
+      for (int64_t point = 0; point < N * N; ++point)
+        matmul<6>(channels, count, filters, v + point * kGroup * channels, 1, channels,
+                  dm + point * kGroup * filters, filters, du + point * channels * filters, filters, true);
+    }
+  }
+}
+
+template <typename Element>
+void forward_any(int64_t images, int64_t height, int64_t width, int64_t channels, int64_t filters, int64_t m,
+                 int64_t n, const float* bt, const float* at, const Element* x, const void* u, const float* bias,
+                 int relu, Element* y, float* scratch) {
+  const Geometry g(height, width, m, n);
+  switch (m) {
+    case 2: forward<2, 6>(g, images, channels, filters, bt, at, x, u, bias, relu, y, scratch); break;
+    case 3: forward<3, 7>(g, images, channels, filters, bt, at, x, u, bias, relu, y, scratch); break;
+    case 4: forward<4, 8>(g, images, channels, filters, bt, at, x, u, bias, relu, y, scratch); break;
+    default: break;
+  }
+}
+
+template <typename Element>
+void filter_grad_any(int64_t images, int64_t height, int64_t width, int64_t channels, int64_t filters, int64_t m,
+                     int64_t n, const float* bt, const float* at, const Element* x, const Element* dy, float* du,
+                     float* scratch) {
+  const Geometry g(height, width, m, n);
+  switch (m) {
+    case 2: filter_grad<2, 6>(g, images, channels, filters, bt, at, x, dy, du, scratch); break;
+    case 3: filter_grad<3, 7>(g, images, channels, filters, bt, at, x, dy, du, scratch); break;
+    case 4: filter_grad<4, 8>(g, images, channels, filters, bt, at, x, dy, du, scratch); break;
+    default: break;
   }
 }
 
@@ -238,31 +334,46 @@ int64_t lenet_winograd_scratch(int64_t m, int64_t n, int64_t channels, int64_t f
   return n * n * kGroup * (channels + filters);
 }
 
+int64_t lenet_winograd_bfloat16_scratch(int64_t m, int64_t n, int64_t channels, int64_t filters) {
+  return n * n * kGroup * (channels + filters) * 3 / 2;  // plus the filter gradient's paired operands
+}
+
 int lenet_winograd_supported(int64_t m, int64_t n) {
   return n == m + 4 && (m == 2 || m == 3 || m == 4);
+}
+
+int lenet_winograd_bfloat16_compiled(void) {
+#if defined(__AVX512BF16__)
+  return 1;
+#else
+  return 0;
+#endif
 }
 
 void lenet_winograd_forward(int64_t images, int64_t height, int64_t width, int64_t channels, int64_t filters,
                             int64_t m, int64_t n, const float* bt, const float* at, const float* x,
                             const float* u, const float* bias, int relu, float* y, float* scratch) {
-  const Geometry g(height, width, m, n);
-  switch (m) {
-    case 2: forward<2, 6>(g, images, channels, filters, bt, at, x, u, bias, relu, y, scratch); break;
-    case 3: forward<3, 7>(g, images, channels, filters, bt, at, x, u, bias, relu, y, scratch); break;
-    case 4: forward<4, 8>(g, images, channels, filters, bt, at, x, u, bias, relu, y, scratch); break;
-    default: break;
-  }
+  forward_any(images, height, width, channels, filters, m, n, bt, at, x, u, bias, relu, y, scratch);
 }
 
 void lenet_winograd_filter_grad(int64_t images, int64_t height, int64_t width, int64_t channels,
                                 int64_t filters, int64_t m, int64_t n, const float* bt, const float* at,
                                 const float* x, const float* dy, float* du, float* scratch) {
-  const Geometry g(height, width, m, n);
-  switch (m) {
-    case 2: filter_grad<2, 6>(g, images, channels, filters, bt, at, x, dy, du, scratch); break;
-    case 3: filter_grad<3, 7>(g, images, channels, filters, bt, at, x, dy, du, scratch); break;
-    case 4: filter_grad<4, 8>(g, images, channels, filters, bt, at, x, dy, du, scratch); break;
-    default: break;
-  }
+  filter_grad_any(images, height, width, channels, filters, m, n, bt, at, x, dy, du, scratch);
+}
+
+void lenet_winograd_forward_bfloat16(int64_t images, int64_t height, int64_t width, int64_t channels,
+                                     int64_t filters, int64_t m, int64_t n, const float* bt, const float* at,
+                                     const uint16_t* x, const uint32_t* u, const float* bias, int relu,
+                                     uint16_t* y, float* scratch) {
+  if (lenet_winograd_bfloat16_compiled())
+    forward_any(images, height, width, channels, filters, m, n, bt, at, x, u, bias, relu, y, scratch);
+}
+
+void lenet_winograd_filter_grad_bfloat16(int64_t images, int64_t height, int64_t width, int64_t channels,
+                                         int64_t filters, int64_t m, int64_t n, const float* bt, const float* at,
+                                         const uint16_t* x, const uint16_t* dy, float* du, float* scratch) {
+  if (lenet_winograd_bfloat16_compiled())
+    filter_grad_any(images, height, width, channels, filters, m, n, bt, at, x, dy, du, scratch);
 }
 }

@@ -5,7 +5,10 @@
 // F(m x m, r x r): the input is cut into overlapping n x n tiles (n = m + r - 1) with stride m,
 // each tile is transformed (V = Bt d Bt^T), multiplied point by point with the transformed filter
 // (n*n matrix products over the channels) and transformed back (Y = At M At^T), giving an m x m
-// block of the output. Tensors are NHWC float32; Bt is n x n, At m x n, both row-major.
+// block of the output. Tensors are NHWC float32 or bfloat16 (passed as their bits); Bt is n x n,
+// At m x n, both row-major, and the transforms run in float32. In bfloat16 the transformed
+// operands are rounded to bfloat16 and multiplied in pairs with AVX512-BF16's dot product, the sums
+// in float32.
 #ifndef LENET_WINOGRAD_LOOP_H_
 #define LENET_WINOGRAD_LOOP_H_
 
@@ -15,6 +18,13 @@ extern "C" {
 
 // Floats of scratch that the two functions below need.
 int64_t lenet_winograd_scratch(int64_t m, int64_t n, int64_t channels, int64_t filters);
+
+// Floats of scratch that the bfloat16 functions need.
+int64_t lenet_winograd_bfloat16_scratch(int64_t m, int64_t n, int64_t channels, int64_t filters);
+
+// Whether the bfloat16 functions were compiled in (the compiler targets AVX512-BF16); without it
+// they do nothing.
+int lenet_winograd_bfloat16_compiled(void);
 
 // Whether F(m x m, r x r) with n = m + r - 1 is compiled in: r = 5 and m = 2, 3 or 4.
 int lenet_winograd_supported(int64_t m, int64_t n);
@@ -32,6 +42,18 @@ void lenet_winograd_forward(int64_t images, int64_t height, int64_t width, int64
 void lenet_winograd_filter_grad(int64_t images, int64_t height, int64_t width, int64_t channels,
                                 int64_t filters, int64_t m, int64_t n, const float* bt, const float* at,
                                 const float* x, const float* dy, float* du, float* scratch);
+
+// lenet_winograd_forward on bfloat16 x and y, where u [n*n][channels / 2][filters] holds the
+// transformed filter's bfloat16 values in pairs of channels (2c in the lower half, 2c + 1 above).
+void lenet_winograd_forward_bfloat16(int64_t images, int64_t height, int64_t width, int64_t channels,
+                                     int64_t filters, int64_t m, int64_t n, const float* bt, const float* at,
+                                     const uint16_t* x, const uint32_t* u, const float* bias, int relu,
+                                     uint16_t* y, float* scratch);
+
+// lenet_winograd_filter_grad on bfloat16 x and dy; du stays float32.
+void lenet_winograd_filter_grad_bfloat16(int64_t images, int64_t height, int64_t width, int64_t channels,
+                                         int64_t filters, int64_t m, int64_t n, const float* bt, const float* at,
+                                         const uint16_t* x, const uint16_t* dy, float* du, float* scratch);
 }
 
 #endif  // LENET_WINOGRAD_LOOP_H_

@@ -1,5 +1,6 @@
-// WinogradConv2D and WinogradFilterGrad: a SAME, stride-1 float32 convolution in the Winograd
-// domain F(m x m, r x r), and the gradient of its transformed filter.
+// WinogradConv2D and WinogradFilterGrad: a SAME, stride-1 convolution in the Winograd domain
+// F(m x m, r x r), and the gradient of its transformed filter, in float32 or (T = bfloat16, where
+// the loops were compiled for AVX512-BF16) with bfloat16 tensors and products.
 //
 // The filter transform (G g G^T) and its adjoint are small and left to TensorFlow ops in
 // pipeline/training/winograd.py, which also passes the transform matrices Bt and At as attributes,
@@ -10,6 +11,8 @@
 // its sums do not depend on the number of threads (exact resume).
 #include <algorithm>
 #include <cstdint>
+#include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "tensorflow/core/framework/op.h"
@@ -25,14 +28,51 @@ using tensorflow::OpKernelConstruction;
 using tensorflow::OpKernelContext;
 using tensorflow::Tensor;
 using tensorflow::TensorShape;
+using tensorflow::bfloat16;
 using tensorflow::errors::InvalidArgument;
+
+// The loops take bfloat16 tensors as their bits.
+inline const float* elements(const Tensor& t, float) { return t.flat<float>().data(); }
+inline const uint16_t* elements(const Tensor& t, bfloat16) {
+  return reinterpret_cast<const uint16_t*>(t.flat<bfloat16>().data());
+}
+inline float* elements(Tensor* t, float) { return t->flat<float>().data(); }
+inline uint16_t* elements(Tensor* t, bfloat16) { return reinterpret_cast<uint16_t*>(t->flat<bfloat16>().data()); }
+
+inline void forward(int64_t images, int64_t height, int64_t width, int64_t channels, int64_t filters, int64_t m,
+                    int64_t n, const float* bt, const float* at, const float* x, const Tensor& u, const float* bias,
+                    int relu, float* y, float* scratch) {
+  lenet_winograd_forward(images, height, width, channels, filters, m, n, bt, at, x, u.flat<float>().data(), bias,
+                         relu, y, scratch);
+}
+inline void forward(int64_t images, int64_t height, int64_t width, int64_t channels, int64_t filters, int64_t m,
+                    int64_t n, const float* bt, const float* at, const uint16_t* x, const Tensor& u,
+                    const float* bias, int relu, uint16_t* y, float* scratch) {
+  lenet_winograd_forward_bfloat16(images, height, width, channels, filters, m, n, bt, at, x,
+                                  reinterpret_cast<const uint32_t*>(u.flat<bfloat16>().data()), bias, relu, y,
+                                  scratch);
+}
+inline void filter_grad(int64_t images, int64_t height, int64_t width, int64_t channels, int64_t filters, int64_t m,
+                        int64_t n, const float* bt, const float* at, const float* x, const float* dy, float* du,
+                        float* scratch) {
+  lenet_winograd_filter_grad(images, height, width, channels, filters, m, n, bt, at, x, dy, du, scratch);
+}
+inline void filter_grad(int64_t images, int64_t height, int64_t width, int64_t channels, int64_t filters, int64_t m,
+                        int64_t n, const float* bt, const float* at, const uint16_t* x, const uint16_t* dy,
+                        float* du, float* scratch) {
+  lenet_winograd_filter_grad_bfloat16(images, height, width, channels, filters, m, n, bt, at, x, dy, du, scratch);
+}
 
 constexpr int64_t kImagesPerChunk = 8;
 
 // The attributes both ops share: the output tile side m and the transforms Bt (n x n), At (m x n).
+template <typename T>
 class WinogradOpBase : public OpKernel {
  public:
   explicit WinogradOpBase(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES(ctx, (std::is_same_v<T, float> || lenet_winograd_bfloat16_compiled()),
+                tensorflow::errors::Unimplemented(
+                    "the bfloat16 Winograd kernels need a CPU with AVX512-BF16 (use kernels fused or stock)"));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("m", &m_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("bt", &bt_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("at", &at_));
@@ -45,19 +85,25 @@ class WinogradOpBase : public OpKernel {
 
  protected:
   static bool whole_vectors(int64_t channels) { return channels > 0 && channels % 16 == 0; }
+  static int64_t scratch_size(int64_t m, int64_t n, int64_t channels, int64_t filters) {
+    return std::is_same_v<T, float> ? lenet_winograd_scratch(m, n, channels, filters)
+                                    : lenet_winograd_bfloat16_scratch(m, n, channels, filters);
+  }
   int64_t m_, n_;
   std::vector<float> bt_, at_;
 };
 
+// u is [n*n, C, K] in float32; in bfloat16 [n*n, C / 2, K, 2], channel pairs innermost.
 REGISTER_OP("WinogradConv2D")
-    .Input("x: float")
-    .Input("u: float")
+    .Input("x: T")
+    .Input("u: T")
     .Input("bias: float")
+    .Attr("T: {float, bfloat16} = DT_FLOAT")
     .Attr("m: int")
     .Attr("bt: list(float)")
     .Attr("at: list(float)")
     .Attr("relu: bool = false")
-    .Output("y: float")
+    .Output("y: T")
     .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
       tensorflow::shape_inference::ShapeHandle out;
       TF_RETURN_IF_ERROR(c->ReplaceDim(c->input(0), 3, c->Dim(c->input(1), 2), &out));
@@ -65,9 +111,10 @@ REGISTER_OP("WinogradConv2D")
       return tensorflow::OkStatus();
     });
 
-class WinogradConv2DOp : public WinogradOpBase {
+template <typename T>
+class WinogradConv2DOp : public WinogradOpBase<T> {
  public:
-  explicit WinogradConv2DOp(OpKernelConstruction* ctx) : WinogradOpBase(ctx) {
+  explicit WinogradConv2DOp(OpKernelConstruction* ctx) : WinogradOpBase<T>(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("relu", &relu_));
   }
 
@@ -75,27 +122,29 @@ class WinogradConv2DOp : public WinogradOpBase {
     const Tensor& x = ctx->input(0);
     const Tensor& u = ctx->input(1);
     const Tensor& bias = ctx->input(2);
-    OP_REQUIRES(ctx, x.dims() == 4 && u.dims() == 3 && u.dim_size(0) == n_ * n_ && u.dim_size(1) == x.dim_size(3),
-                InvalidArgument("x must be [N,H,W,C] and u [n*n,C,K], got ", x.shape().DebugString(), " and ",
-                                u.shape().DebugString()));
+    const int64_t n_ = this->n_, m_ = this->m_;
+    constexpr int64_t pair = std::is_same_v<T, float> ? 1 : 2;
+    OP_REQUIRES(ctx, x.dims() == 4 && u.dims() == (pair == 1 ? 3 : 4) && u.dim_size(0) == n_ * n_ &&
+                         u.dim_size(1) * pair == x.dim_size(3) && (pair == 1 || u.dim_size(3) == 2),
+                InvalidArgument("x must be [N,H,W,C] and u [n*n,C,K] (float32) or [n*n,C/2,K,2] (bfloat16), got ",
+                                x.shape().DebugString(), " and ", u.shape().DebugString()));
     const int64_t images = x.dim_size(0), height = x.dim_size(1), width = x.dim_size(2);
     const int64_t channels = x.dim_size(3), filters = u.dim_size(2);
-    OP_REQUIRES(ctx, whole_vectors(channels) && whole_vectors(filters),
+    OP_REQUIRES(ctx, this->whole_vectors(channels) && this->whole_vectors(filters),
                 InvalidArgument("channels and filters must be multiples of 16, got ", channels, " and ", filters));
     OP_REQUIRES(ctx, bias.NumElements() == 0 || bias.NumElements() == filters,
                 InvalidArgument("bias must be empty or have ", filters, " values"));
     Tensor* y = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({images, height, width, filters}), &y));
-    const float* xs = x.flat<float>().data();
-    const float* us = u.flat<float>().data();
+    const auto* xs = elements(x, T());
     const float* bs = bias.NumElements() ? bias.flat<float>().data() : nullptr;
-    float* ys = y->flat<float>().data();
-    const int64_t scratch_size = lenet_winograd_scratch(m_, n_, channels, filters);
+    auto* ys = elements(y, T());
+    const int64_t scratch_size = this->scratch_size(m_, n_, channels, filters);
     const int64_t image_in = height * width * channels, image_out = height * width * filters;
     auto run_images = [&](int64_t first, int64_t last) {
-      std::vector<float> scratch(scratch_size);
-      lenet_winograd_forward(last - first, height, width, channels, filters, m_, n_, bt_.data(), at_.data(),
-                             xs + first * image_in, us, bs, relu_, ys + first * image_out, scratch.data());
+      std::unique_ptr<float[]> scratch(new float[scratch_size]);  // every value is written before it is read
+      forward(last - first, height, width, channels, filters, m_, n_, this->bt_.data(), this->at_.data(),
+              xs + first * image_in, u, bs, relu_, ys + first * image_out, scratch.get());
     };
     const int64_t cost = image_out * channels * n_ * n_ / (m_ * m_) * 2;
     ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(images, cost, run_images);
@@ -105,11 +154,15 @@ class WinogradConv2DOp : public WinogradOpBase {
   bool relu_;
 };
 
-REGISTER_KERNEL_BUILDER(Name("WinogradConv2D").Device(tensorflow::DEVICE_CPU), WinogradConv2DOp);
+REGISTER_KERNEL_BUILDER(Name("WinogradConv2D").Device(tensorflow::DEVICE_CPU).TypeConstraint<float>("T"),
+                        WinogradConv2DOp<float>);
+REGISTER_KERNEL_BUILDER(Name("WinogradConv2D").Device(tensorflow::DEVICE_CPU).TypeConstraint<bfloat16>("T"),
+                        WinogradConv2DOp<bfloat16>);
 
 REGISTER_OP("WinogradFilterGrad")
-    .Input("x: float")
-    .Input("dy: float")
+    .Input("x: T")
+    .Input("dy: T")
+    .Attr("T: {float, bfloat16} = DT_FLOAT")
     .Attr("m: int")
     .Attr("bt: list(float)")
     .Attr("at: list(float)")
@@ -124,11 +177,13 @@ REGISTER_OP("WinogradFilterGrad")
       return tensorflow::OkStatus();
     });
 
-class WinogradFilterGradOp : public WinogradOpBase {
+template <typename T>
+class WinogradFilterGradOp : public WinogradOpBase<T> {
  public:
-  explicit WinogradFilterGradOp(OpKernelConstruction* ctx) : WinogradOpBase(ctx) {}
+  explicit WinogradFilterGradOp(OpKernelConstruction* ctx) : WinogradOpBase<T>(ctx) {}
 
   void Compute(OpKernelContext* ctx) override {
+    const int64_t n_ = this->n_, m_ = this->m_;
     const Tensor& x = ctx->input(0);
     const Tensor& dy = ctx->input(1);
     OP_REQUIRES(ctx, x.dims() == 4 && dy.dims() == 4 && dy.dim_size(0) == x.dim_size(0) &&
@@ -137,37 +192,46 @@ class WinogradFilterGradOp : public WinogradOpBase {
                                 dy.shape().DebugString()));
     const int64_t images = x.dim_size(0), height = x.dim_size(1), width = x.dim_size(2);
     const int64_t channels = x.dim_size(3), filters = dy.dim_size(3);
-    OP_REQUIRES(ctx, whole_vectors(channels) && whole_vectors(filters),
+    OP_REQUIRES(ctx, this->whole_vectors(channels) && this->whole_vectors(filters),
                 InvalidArgument("channels and filters must be multiples of 16, got ", channels, " and ", filters));
     const int64_t size = n_ * n_ * channels * filters;
     const int64_t chunks = (images + kImagesPerChunk - 1) / kImagesPerChunk;
-    std::vector<float> partial(std::max<int64_t>(chunks, 1) * size, 0.f);
-    const float* xs = x.flat<float>().data();
-    const float* dys = dy.flat<float>().data();
-    const int64_t scratch_size = lenet_winograd_scratch(m_, n_, channels, filters);
+    std::unique_ptr<float[]> partial(new float[chunks * size]);
+    const auto* xs = elements(x, T());
+    const auto* dys = elements(dy, T());
+    const int64_t scratch_size = this->scratch_size(m_, n_, channels, filters);
     const int64_t image_in = height * width * channels, image_out = height * width * filters;
     auto run_chunks = [&](int64_t first, int64_t last) {
-      std::vector<float> scratch(scratch_size);
+      std::unique_ptr<float[]> scratch(new float[scratch_size]);  // every value is written before it is read
       for (int64_t chunk = first; chunk < last; ++chunk) {
         const int64_t start = chunk * kImagesPerChunk, count = std::min(kImagesPerChunk, images - start);
-        lenet_winograd_filter_grad(count, height, width, channels, filters, m_, n_, bt_.data(), at_.data(),
-                                   xs + start * image_in, dys + start * image_out, partial.data() + chunk * size,
-                                   scratch.data());
+        float* sums = partial.get() + chunk * size;
+        std::fill(sums, sums + size, 0.f);
+        filter_grad(count, height, width, channels, filters, m_, n_, this->bt_.data(), this->at_.data(),
+                    xs + start * image_in, dys + start * image_out, sums, scratch.get());
       }
     };
+    auto workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
     const int64_t cost = kImagesPerChunk * image_out * channels * n_ * n_ / (m_ * m_) * 2;
-    ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(chunks, cost, run_chunks);
+    workers->ParallelFor(chunks, cost, run_chunks);
     Tensor* du = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({n_ * n_, channels, filters}), &du));
     float* out = du->flat<float>().data();
-    std::copy(partial.begin(), partial.begin() + size, out);
-    for (int64_t chunk = 1; chunk < chunks; ++chunk) {
-      const float* p = partial.data() + chunk * size;
-      for (int64_t j = 0; j < size; ++j) out[j] += p[j];
-    }
+    // The chunks' sums added in chunk order for every element, split over threads by elements.
+    auto add_chunks = [&](int64_t first, int64_t last) {
+      for (int64_t j = first; j < last; ++j) {
+        float sum = 0.f;
+        for (int64_t chunk = 0; chunk < chunks; ++chunk) sum = chunk ? sum + partial[chunk * size + j] : partial[j];
+        out[j] = sum;
+      }
+    };
+    workers->ParallelFor(size, std::max<int64_t>(chunks, 1) * 2, add_chunks);
   }
 };
 
-REGISTER_KERNEL_BUILDER(Name("WinogradFilterGrad").Device(tensorflow::DEVICE_CPU), WinogradFilterGradOp);
+REGISTER_KERNEL_BUILDER(Name("WinogradFilterGrad").Device(tensorflow::DEVICE_CPU).TypeConstraint<float>("T"),
+                        WinogradFilterGradOp<float>);
+REGISTER_KERNEL_BUILDER(Name("WinogradFilterGrad").Device(tensorflow::DEVICE_CPU).TypeConstraint<bfloat16>("T"),
+                        WinogradFilterGradOp<bfloat16>);
 
 }  // namespace lenet
