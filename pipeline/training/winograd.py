@@ -133,7 +133,8 @@ class WinogradConv:
             def gradient(dy):
                 if relu:
                     dy = tf.where(y > 0, dy, tf.zeros_like(dy))
-                return (*self.backward(x, kernel, dy), tf.cast(tf.raw_ops.BiasAddGrad(out_backprop=dy), bias.dtype))
+                input_gradient, kernel_gradient, bias_gradient = self.backward(x, kernel, dy)
+                return input_gradient, kernel_gradient, tf.cast(bias_gradient, bias.dtype)
 
             return y, gradient
 
@@ -142,8 +143,7 @@ class WinogradConv:
     def conv_relu_pool(self, x, kernel, bias):
         """Return max_pool(relu(conv2d(x, kernel) + bias)) (2x2, stride 2, SAME), differentiable in all three.
 
-        The ReLU and pool gradient is one exact pass (ReluPoolGrad); the bias gradient is
-        TensorFlow's BiasAddGrad (float32 sums also for bfloat16), cast to the bias' dtype.
+        The ReLU and pool gradient is one exact pass (ReluPoolGrad).
         """
         import tensorflow as tf
 
@@ -153,15 +153,18 @@ class WinogradConv:
 
             def gradient(pool_gradient):
                 conv_gradient = self.ops.relu_pool_grad(activations, tf.cast(pool_gradient, x.dtype))
-                bias_gradient = tf.raw_ops.BiasAddGrad(out_backprop=conv_gradient)
-                return (*self.backward(x, kernel, conv_gradient), tf.cast(bias_gradient, bias.dtype))
+                input_gradient, kernel_gradient, bias_gradient = self.backward(x, kernel, conv_gradient)
+                return input_gradient, kernel_gradient, tf.cast(bias_gradient, bias.dtype)
 
             return tf.nn.max_pool2d(activations, 2, 2, "SAME"), gradient
 
         return block(x, kernel, bias)
 
     def backward(self, x, kernel, conv_gradient):
-        """Return the gradients of x (in its dtype) and of the float32 kernel for the gradient at the output."""
+        """Return the gradients of x (in its dtype), of the float32 kernel and of the bias (float32 sums).
+
+        ``conv_gradient`` is the gradient at the convolution's output (after the bias).
+        """
         import tensorflow as tf
 
         rotated = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
@@ -169,8 +172,8 @@ class WinogradConv:
         input_gradient = self.ops.winograd_conv2d(
             conv_gradient, self._operand(self.filter_transform(rotated), conv_gradient.dtype), no_bias,
             relu=False, **self.attrs)
-        du = self.ops.winograd_filter_grad(x, conv_gradient, **self.attrs)
+        du, bias_gradient = self.ops.winograd_filter_grad(x, conv_gradient, **self.attrs)
         n, size = self.g.shape
         du = tf.reshape(du, [n, n, kernel.shape[2], kernel.shape[3]])
         kernel_gradient = self._sandwich(tf.transpose(self.g), du)  # G^T dU G
-        return input_gradient, tf.reshape(kernel_gradient, kernel.shape)
+        return input_gradient, tf.reshape(kernel_gradient, kernel.shape), bias_gradient

@@ -71,11 +71,13 @@ def test_each_pass_is_within_the_float32_bound_of_the_float64_direct_convolution
     dy = rng.normal(size=(images, height, width, filters)).astype(np.float32)
     conv = winograd.WinogradConv(native.ops(), m)
     forward = conv.forward(tf.constant(x), tf.constant(kernel), tf.zeros([filters]), relu=False)
-    input_gradient, kernel_gradient = conv.backward(tf.constant(x), tf.constant(kernel), tf.constant(dy))
+    input_gradient, kernel_gradient, bias_gradient = conv.backward(tf.constant(x), tf.constant(kernel),
+                                                                   tf.constant(dy))
     rotated = np.transpose(kernel[::-1, ::-1], (0, 1, 3, 2))
     assert relative_error(forward, winograd.reference_conv(x, kernel)) < FLOAT32_BOUND
     assert relative_error(input_gradient, winograd.reference_conv(dy, rotated)) < FLOAT32_BOUND
     assert relative_error(kernel_gradient, filter_gradient_reference(x, dy)) < FLOAT32_BOUND
+    assert relative_error(bias_gradient, dy.astype(np.float64).sum((0, 1, 2))) < 1e-6
 
 
 @needs_avx512_bf16
@@ -89,8 +91,10 @@ def test_each_bfloat16_pass_is_within_its_bound_of_the_float64_direct_convolutio
     conv = winograd.WinogradConv(native.ops())
     bias = tf.constant(rng.normal(0, 0.5, filters), tf.float32)
     forward = conv.forward(x, tf.constant(kernel), bias, relu=False)
-    input_gradient, kernel_gradient = conv.backward(x, tf.constant(kernel), dy)
+    input_gradient, kernel_gradient, bias_gradient = conv.backward(x, tf.constant(kernel), dy)
     assert (forward.dtype, input_gradient.dtype, kernel_gradient.dtype) == (tf.bfloat16, tf.bfloat16, tf.float32)
+    # The bias gradient sums the bfloat16 values exactly as they are, in float32.
+    assert relative_error(bias_gradient, tf.cast(dy, tf.float64).numpy().sum((0, 1, 2))) < 1e-6
     # The references take the same bfloat16 inputs exactly, in float64.
     x64, dy64 = (tf.cast(t, tf.float64).numpy() for t in (x, dy))
     rotated = np.transpose(kernel[::-1, ::-1], (0, 1, 3, 2))
@@ -128,11 +132,13 @@ def test_the_filter_gradient_does_not_depend_on_the_number_of_threads(dtype):
     x = tf.cast(rng.normal(size=(40, 14, 14, 32)), dtype)
     dy = tf.cast(rng.normal(size=(40, 14, 14, 64)), dtype)
     conv = winograd.WinogradConv(native.ops())
-    whole = native.ops().winograd_filter_grad(x, dy, **conv.attrs).numpy()
-    parts = sum(native.ops().winograd_filter_grad(x[i:i + 8], dy[i:i + 8], **conv.attrs).numpy().astype(np.float64)
-                for i in range(0, 40, 8))
-    np.testing.assert_allclose(whole, parts, rtol=1e-5, atol=1e-5 * np.abs(parts).max())
-    np.testing.assert_array_equal(whole, native.ops().winograd_filter_grad(x, dy, **conv.attrs).numpy())
+    whole = [t.numpy() for t in native.ops().winograd_filter_grad(x, dy, **conv.attrs)]
+    chunks = [native.ops().winograd_filter_grad(x[i:i + 8], dy[i:i + 8], **conv.attrs) for i in range(0, 40, 8)]
+    for output, got in enumerate(whole):
+        parts = sum(chunk[output].numpy().astype(np.float64) for chunk in chunks)
+        np.testing.assert_allclose(got, parts, rtol=1e-5, atol=1e-5 * np.abs(parts).max())
+    for got, again in zip(whole, native.ops().winograd_filter_grad(x, dy, **conv.attrs), strict=True):
+        np.testing.assert_array_equal(got, again.numpy())
 
 
 def build_loops(target, *flags):
@@ -160,15 +166,15 @@ def test_the_loops_give_the_same_bits_with_256_and_512_bit_vectors(tmp_path):
         bt, at = bt.astype(np.float32), at.astype(np.float32)
         scratch = np.zeros(library.lenet_winograd_scratch(4, 8, channels, filters), np.float32)
         y = np.zeros((images, height, width, filters), np.float32)
-        du = np.zeros((64, channels, filters), np.float32)
+        du, db = np.zeros((64, channels, filters), np.float32), np.zeros(filters, np.float32)
         pointer = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
         sizes = [ctypes.c_int64(v) for v in (images, height, width, channels, filters, 4, 8)]
         library.lenet_winograd_forward(*sizes, pointer(bt), pointer(at), pointer(x), pointer(u),
                                        pointer(np.ones(filters, np.float32)), ctypes.c_int(1), pointer(y),
                                        pointer(scratch))
         library.lenet_winograd_filter_grad(*sizes, pointer(bt), pointer(at), pointer(x), pointer(dy), pointer(du),
-                                           pointer(scratch))
-        return y, du
+                                           pointer(db), pointer(scratch))
+        return y, du, db
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(5, 14, 14, 32)).astype(np.float32)

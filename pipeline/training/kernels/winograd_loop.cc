@@ -11,6 +11,7 @@
 #include "winograd_loop.h"
 
 #include <algorithm>
+#include <cmath>
 #include <type_traits>
 
 #if defined(__AVX512BF16__)
@@ -144,7 +145,70 @@ struct Geometry {
 
 // The transforms work on one vector of channels at a time, held in vector registers (spilled to
 // L1 where N*N does not fit), with compile-time tile sizes so that every loop unrolls; the
-// matrices stay runtime values (dense: skipping their zeros costs more in branches than it saves).
+// matrices stay runtime values. Their points come in pairs +-p (winograd.py): Bt's rows and At's
+// columns 2k + 1 and 2k + 2, k < kPairs, differ only in the sign of their odd-indexed entries, so
+// each pair shares one sum of even-indexed and one of odd-indexed terms, which nearly halves the
+// multiplications (the op checks the pairing with lenet_winograd_paired). An odd N has an unpaired
+// point (F(3x3,5x5): +1/2), which mixes into every row of Bt, so its transforms stay dense. Zeros
+// are not skipped: with runtime matrices that costs more in branches than it saves.
+template <int N>
+constexpr int kPairs = N % 2 == 0 ? (N - 2) / 2 : 0;
+
+// out[o] = sum_p bt[o * N + p] in[p] for o < N: Bt applied to N vectors.
+template <int N>
+inline void apply_bt(const float* bt, const vec* in, vec* out) {
+  auto dense = [&](int o) {
+    vec acc{};
+    for (int p = 0; p < N; ++p) acc += bt[o * N + p] * in[p];
+    return acc;
+  };
+  out[0] = dense(0);
+  for (int k = 0; k < kPairs<N>; ++k) {
+    const int o = 2 * k + 1;
+    vec even{}, odd{};
+    for (int p = 0; p < N; p += 2) even += bt[o * N + p] * in[p];
+    for (int p = 1; p < N; p += 2) odd += bt[o * N + p] * in[p];
+    out[o] = even + odd;
+    out[o + 1] = even - odd;
+  }
+  for (int o = 2 * kPairs<N> + 1; o < N; ++o) out[o] = dense(o);
+}
+
+// out[i] = sum_a at[i * N + a] in[a] for i < M: At applied to N vectors.
+template <int M, int N>
+inline void apply_at(const float* at, const vec* in, vec* out) {
+  vec sum[kPairs<N>], difference[kPairs<N>];
+  for (int k = 0; k < kPairs<N>; ++k) {
+    sum[k] = in[2 * k + 1] + in[2 * k + 2];
+    difference[k] = in[2 * k + 1] - in[2 * k + 2];
+  }
+  for (int i = 0; i < M; ++i) {
+    vec acc = at[i * N] * in[0];
+    for (int k = 0; k < kPairs<N>; ++k) acc += at[i * N + 2 * k + 1] * (i % 2 ? difference[k] : sum[k]);
+    for (int a = 2 * kPairs<N> + 1; a < N; ++a) acc += at[i * N + a] * in[a];
+    out[i] = acc;
+  }
+}
+
+// out[a] = sum_i at[i * N + a] in[i] for a < N: At^T applied to M vectors.
+template <int M, int N>
+inline void apply_at_transposed(const float* at, const vec* in, vec* out) {
+  auto dense = [&](int a) {
+    vec acc{};
+    for (int i = 0; i < M; ++i) acc += at[i * N + a] * in[i];
+    return acc;
+  };
+  out[0] = dense(0);
+  for (int k = 0; k < kPairs<N>; ++k) {
+    const int a = 2 * k + 1;
+    vec even{}, odd{};
+    for (int i = 0; i < M; i += 2) even += at[i * N + a] * in[i];
+    for (int i = 1; i < M; i += 2) odd += at[i * N + a] * in[i];
+    out[a] = even + odd;
+    out[a + 1] = even - odd;
+  }
+  for (int a = 2 * kPairs<N> + 1; a < N; ++a) out[a] = dense(a);
+}
 
 // v[N*N][kGroup][channels] at slot ``slot`` = Bt d Bt^T of the tile's N x N input window (x and v
 // float32 or bfloat16 bits).
@@ -164,21 +228,16 @@ void transform_input(const Geometry& g, int64_t channels, const float* bt, const
   for (int64_t c = 0; c < channels; c += kLanes) {
     vec t[N][N];
     for (int q = 0; q < N; ++q) {
-      vec column[N];
+      vec column[N], transformed[N];
       for (int p = 0; p < N; ++p)
         column[p] = row_in[p] && column_in[q] ? load(base + ((top + p) * g.width + left + q) * channels + c) : vec{};
-      for (int o = 0; o < N; ++o) {
-        vec acc{};
-        for (int p = 0; p < N; ++p) acc += bt[o * N + p] * column[p];
-        t[o][q] = acc;
-      }
+      apply_bt<N>(bt, column, transformed);
+      for (int o = 0; o < N; ++o) t[o][q] = transformed[o];
     }
     for (int o = 0; o < N; ++o) {
-      for (int r = 0; r < N; ++r) {
-        vec acc{};
-        for (int q = 0; q < N; ++q) acc += bt[r * N + q] * t[o][q];
-        store(v + ((o * N + r) * kGroup + slot) * channels + c, acc);
-      }
+      vec row[N];
+      apply_bt<N>(bt, t[o], row);
+      for (int r = 0; r < N; ++r) store(v + ((o * N + r) * kGroup + slot) * channels + c, row[r]);
     }
   }
 }
@@ -194,53 +253,48 @@ void transform_output(const Geometry& g, int64_t filters, const float* at, const
   for (int64_t k = 0; k < filters; k += kLanes) {
     vec t[M][N];
     for (int b = 0; b < N; ++b) {
-      vec column[N];
+      vec column[N], transformed[M];
       for (int a = 0; a < N; ++a) column[a] = load(products + ((a * N + b) * kGroup + slot) * filters + k);
-      for (int i = 0; i < M; ++i) {
-        vec acc{};
-        for (int a = 0; a < N; ++a) acc += at[i * N + a] * column[a];
-        t[i][b] = acc;
-      }
+      apply_at<M, N>(at, column, transformed);
+      for (int i = 0; i < M; ++i) t[i][b] = transformed[i];
     }
     const vec offset = bias ? load(bias + k) : vec{};
     for (int i = 0; i < rows; ++i) {
+      vec row[M];
+      apply_at<M, N>(at, t[i], row);
       for (int j = 0; j < columns; ++j) {
-        vec acc{};
-        for (int b = 0; b < N; ++b) acc += at[j * N + b] * t[i][b];
-        acc += offset;
-        if (relu) acc = acc > 0 ? acc : vec{};
-        store(y + ((image * g.height + top + i) * g.width + left + j) * filters + k, acc);
+        vec value = row[j] + offset;
+        if (relu) value = value > 0 ? value : vec{};
+        store(y + ((image * g.height + top + i) * g.width + left + j) * filters + k, value);
       }
     }
   }
 }
 
-// dm[N*N][kGroup][filters] at ``slot`` = At^T dY At, dY the tile's M x M block of dy (zero outside).
+// dm[N*N][kGroup][filters] at ``slot`` = At^T dY At, dY the tile's M x M block of dy (zero outside);
+// db[filters] += the block's sum (the bias gradient: the tiles cover every output once).
 template <int M, int N, typename In>
 void transform_output_gradient(const Geometry& g, int64_t filters, const float* at, const In* dy,
-                               int64_t tile, int64_t slot, float* dm) {
+                               int64_t tile, int64_t slot, float* dm, float* db) {
   int64_t image, top, left;
   g.locate(tile, &image, &top, &left);
   const In* base = dy + image * g.height * g.width * filters;
   for (int64_t k = 0; k < filters; k += kLanes) {
-    vec t[N][M];
+    vec t[N][M], sum{};
     for (int j = 0; j < M; ++j) {
-      vec column[M];
+      vec column[M], transformed[N];
       for (int i = 0; i < M; ++i)
         column[i] = top + i < g.height && left + j < g.width
                         ? load(base + ((top + i) * g.width + left + j) * filters + k) : vec{};
-      for (int a = 0; a < N; ++a) {
-        vec acc{};
-        for (int i = 0; i < M; ++i) acc += at[i * N + a] * column[i];
-        t[a][j] = acc;
-      }
+      apply_at_transposed<M, N>(at, column, transformed);
+      for (int a = 0; a < N; ++a) t[a][j] = transformed[a];
+      for (int i = 0; i < M; ++i) sum += column[i];
     }
+    store(db + k, load(db + k) + sum);
     for (int a = 0; a < N; ++a) {
-      for (int b = 0; b < N; ++b) {
-        vec acc{};
-        for (int j = 0; j < M; ++j) acc += at[j * N + b] * t[a][j];
-        store(dm + ((a * N + b) * kGroup + slot) * filters + k, acc);
-      }
+      vec row[N];
+      apply_at_transposed<M, N>(at, t[a], row);
+      for (int b = 0; b < N; ++b) store(dm + ((a * N + b) * kGroup + slot) * filters + k, row[b]);
     }
   }
 }
@@ -271,7 +325,7 @@ void forward(const Geometry& g, int64_t images, int64_t channels, int64_t filter
 
 template <int M, int N, typename Element>
 void filter_grad(const Geometry& g, int64_t images, int64_t channels, int64_t filters, const float* bt,
-                 const float* at, const Element* x, const Element* dy, float* du, float* scratch) {
+                 const float* at, const Element* x, const Element* dy, float* du, float* db, float* scratch) {
   float* v = scratch;
   float* dm = v + N * N * kGroup * channels;
   const int64_t tiles = images * g.per_image;
@@ -279,7 +333,7 @@ void filter_grad(const Geometry& g, int64_t images, int64_t channels, int64_t fi
     const int64_t count = std::min(kGroup, tiles - first);
     for (int64_t t = 0; t < count; ++t) {
       transform_input<M, N>(g, channels, bt, x, first + t, t, v);
-      transform_output_gradient<M, N>(g, filters, at, dy, first + t, t, dm);
+      transform_output_gradient<M, N>(g, filters, at, dy, first + t, t, dm, db);
     }
     if constexpr (std::is_same_v<Element, uint16_t>) {
       // Pairs of tiles: the products' depth is the group's tiles, so both operands pair up along it.
@@ -316,12 +370,12 @@ void forward_any(int64_t images, int64_t height, int64_t width, int64_t channels
 template <typename Element>
 void filter_grad_any(int64_t images, int64_t height, int64_t width, int64_t channels, int64_t filters, int64_t m,
                      int64_t n, const float* bt, const float* at, const Element* x, const Element* dy, float* du,
-                     float* scratch) {
+                     float* db, float* scratch) {
   const Geometry g(height, width, m, n);
   switch (m) {
-    case 2: filter_grad<2, 6>(g, images, channels, filters, bt, at, x, dy, du, scratch); break;
-    case 3: filter_grad<3, 7>(g, images, channels, filters, bt, at, x, dy, du, scratch); break;
-    case 4: filter_grad<4, 8>(g, images, channels, filters, bt, at, x, dy, du, scratch); break;
+    case 2: filter_grad<2, 6>(g, images, channels, filters, bt, at, x, dy, du, db, scratch); break;
+    case 3: filter_grad<3, 7>(g, images, channels, filters, bt, at, x, dy, du, db, scratch); break;
+    case 4: filter_grad<4, 8>(g, images, channels, filters, bt, at, x, dy, du, db, scratch); break;
     default: break;
   }
 }
@@ -342,6 +396,23 @@ int lenet_winograd_supported(int64_t m, int64_t n) {
   return n == m + 4 && (m == 2 || m == 3 || m == 4);
 }
 
+int lenet_winograd_paired(int64_t m, int64_t n, const float* bt, const float* at) {
+  const int64_t pairs = n % 2 == 0 ? (n - 2) / 2 : 0;  // kPairs<n>
+  for (int64_t k = 0; k < pairs; ++k) {
+    const int64_t plus = 2 * k + 1, minus = 2 * k + 2;
+    for (int64_t p = 0; p < n; ++p) {
+      const float sign = p % 2 ? -1.f : 1.f;
+      if (std::fabs(bt[minus * n + p] - sign * bt[plus * n + p]) > 1e-6f * (1.f + std::fabs(bt[plus * n + p])))
+        return 0;
+    }
+    for (int64_t i = 0; i < m; ++i) {
+      const float sign = i % 2 ? -1.f : 1.f;
+      if (at[i * n + minus] != sign * at[i * n + plus]) return 0;
+    }
+  }
+  return 1;
+}
+
 int lenet_winograd_bfloat16_compiled(void) {
 #if defined(__AVX512BF16__)
   return 1;
@@ -358,8 +429,8 @@ void lenet_winograd_forward(int64_t images, int64_t height, int64_t width, int64
 
 void lenet_winograd_filter_grad(int64_t images, int64_t height, int64_t width, int64_t channels,
                                 int64_t filters, int64_t m, int64_t n, const float* bt, const float* at,
-                                const float* x, const float* dy, float* du, float* scratch) {
-  filter_grad_any(images, height, width, channels, filters, m, n, bt, at, x, dy, du, scratch);
+                                const float* x, const float* dy, float* du, float* db, float* scratch) {
+  filter_grad_any(images, height, width, channels, filters, m, n, bt, at, x, dy, du, db, scratch);
 }
 
 void lenet_winograd_forward_bfloat16(int64_t images, int64_t height, int64_t width, int64_t channels,
@@ -372,8 +443,9 @@ void lenet_winograd_forward_bfloat16(int64_t images, int64_t height, int64_t wid
 
 void lenet_winograd_filter_grad_bfloat16(int64_t images, int64_t height, int64_t width, int64_t channels,
                                          int64_t filters, int64_t m, int64_t n, const float* bt, const float* at,
-                                         const uint16_t* x, const uint16_t* dy, float* du, float* scratch) {
+                                         const uint16_t* x, const uint16_t* dy, float* du, float* db,
+                                         float* scratch) {
   if (lenet_winograd_bfloat16_compiled())
-    filter_grad_any(images, height, width, channels, filters, m, n, bt, at, x, dy, du, scratch);
+    filter_grad_any(images, height, width, channels, filters, m, n, bt, at, x, dy, du, db, scratch);
 }
 }

@@ -26,6 +26,10 @@ int64_t lenet_winograd_bfloat16_scratch(int64_t m, int64_t n, int64_t channels, 
 // they do nothing.
 int lenet_winograd_bfloat16_compiled(void);
 
+// Whether Bt's rows and At's columns 2k + 1 and 2k + 2 (k < (n - 2) / 2, for even n) differ only in
+// the sign of their odd-indexed entries (interpolation points in pairs +-p), which the loops rely on.
+int lenet_winograd_paired(int64_t m, int64_t n, const float* bt, const float* at);
+
 // Whether F(m x m, r x r) with n = m + r - 1 is compiled in: r = 5 and m = 2, 3 or 4.
 int lenet_winograd_supported(int64_t m, int64_t n);
 
@@ -37,11 +41,12 @@ void lenet_winograd_forward(int64_t images, int64_t height, int64_t width, int64
                             float* scratch);
 
 // du [n*n][channels][filters] += the gradient of the transformed filter for ``images`` images, from
-// the input x [images][height][width][channels] and the output gradient dy [...][filters]. Tiles
-// are added in image order, then tile order, so a fixed set of images gives the same sums.
+// the input x [images][height][width][channels] and the output gradient dy [...][filters], and
+// db [filters] += dy's sum (the bias gradient). Tiles are added in image order, then tile order, so
+// a fixed set of images gives the same sums.
 void lenet_winograd_filter_grad(int64_t images, int64_t height, int64_t width, int64_t channels,
                                 int64_t filters, int64_t m, int64_t n, const float* bt, const float* at,
-                                const float* x, const float* dy, float* du, float* scratch);
+                                const float* x, const float* dy, float* du, float* db, float* scratch);
 
 // lenet_winograd_forward on bfloat16 x and y, where u [n*n][channels / 2][filters] holds the
 // transformed filter's bfloat16 values in pairs of channels (2c in the lower half, 2c + 1 above).
@@ -50,10 +55,11 @@ void lenet_winograd_forward_bfloat16(int64_t images, int64_t height, int64_t wid
                                      const uint16_t* x, const uint32_t* u, const float* bias, int relu,
                                      uint16_t* y, float* scratch);
 
-// lenet_winograd_filter_grad on bfloat16 x and dy; du stays float32.
+// lenet_winograd_filter_grad on bfloat16 x and dy; du and db stay float32.
 void lenet_winograd_filter_grad_bfloat16(int64_t images, int64_t height, int64_t width, int64_t channels,
                                          int64_t filters, int64_t m, int64_t n, const float* bt, const float* at,
-                                         const uint16_t* x, const uint16_t* dy, float* du, float* scratch);
+                                         const uint16_t* x, const uint16_t* dy, float* du, float* db,
+                                         float* scratch);
 }
 
 #endif  // LENET_WINOGRAD_LOOP_H_

@@ -54,13 +54,14 @@ inline void forward(int64_t images, int64_t height, int64_t width, int64_t chann
 }
 inline void filter_grad(int64_t images, int64_t height, int64_t width, int64_t channels, int64_t filters, int64_t m,
                         int64_t n, const float* bt, const float* at, const float* x, const float* dy, float* du,
-                        float* scratch) {
-  lenet_winograd_filter_grad(images, height, width, channels, filters, m, n, bt, at, x, dy, du, scratch);
+                        float* db, float* scratch) {
+  lenet_winograd_filter_grad(images, height, width, channels, filters, m, n, bt, at, x, dy, du, db, scratch);
 }
 inline void filter_grad(int64_t images, int64_t height, int64_t width, int64_t channels, int64_t filters, int64_t m,
                         int64_t n, const float* bt, const float* at, const uint16_t* x, const uint16_t* dy,
-                        float* du, float* scratch) {
-  lenet_winograd_filter_grad_bfloat16(images, height, width, channels, filters, m, n, bt, at, x, dy, du, scratch);
+                        float* du, float* db, float* scratch) {
+  lenet_winograd_filter_grad_bfloat16(images, height, width, channels, filters, m, n, bt, at, x, dy, du, db,
+                                      scratch);
 }
 
 constexpr int64_t kImagesPerChunk = 8;
@@ -81,6 +82,8 @@ class WinogradOpBase : public OpKernel {
                          static_cast<int64_t>(bt_.size()) == n_ * n_,
                 InvalidArgument("at must be m x n and bt n x n with n - m even, got m = ", m_, ", ",
                                 at_.size(), " and ", bt_.size(), " values"));
+    OP_REQUIRES(ctx, lenet_winograd_paired(m_, n_, bt_.data(), at_.data()),
+                InvalidArgument("bt's rows and at's columns 2k+1 and 2k+2 must belong to the points +p and -p"));
   }
 
  protected:
@@ -167,6 +170,7 @@ REGISTER_OP("WinogradFilterGrad")
     .Attr("bt: list(float)")
     .Attr("at: list(float)")
     .Output("du: float")
+    .Output("db: float")
     .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
       std::vector<float> at;
       int64_t m;
@@ -174,6 +178,7 @@ REGISTER_OP("WinogradFilterGrad")
       TF_RETURN_IF_ERROR(c->GetAttr("at", &at));
       const int64_t n = static_cast<int64_t>(at.size()) / std::max<int64_t>(m, 1);
       c->set_output(0, c->MakeShape({n * n, c->Dim(c->input(0), 3), c->Dim(c->input(1), 3)}));
+      c->set_output(1, c->MakeShape({c->Dim(c->input(1), 3)}));
       return tensorflow::OkStatus();
     });
 
@@ -194,7 +199,7 @@ class WinogradFilterGradOp : public WinogradOpBase<T> {
     const int64_t channels = x.dim_size(3), filters = dy.dim_size(3);
     OP_REQUIRES(ctx, this->whole_vectors(channels) && this->whole_vectors(filters),
                 InvalidArgument("channels and filters must be multiples of 16, got ", channels, " and ", filters));
-    const int64_t size = n_ * n_ * channels * filters;
+    const int64_t size = n_ * n_ * channels * filters + filters;  // du, then db
     const int64_t chunks = (images + kImagesPerChunk - 1) / kImagesPerChunk;
     std::unique_ptr<float[]> partial(new float[chunks * size]);
     const auto* xs = elements(x, T());
@@ -208,21 +213,23 @@ class WinogradFilterGradOp : public WinogradOpBase<T> {
         float* sums = partial.get() + chunk * size;
         std::fill(sums, sums + size, 0.f);
         filter_grad(count, height, width, channels, filters, m_, n_, this->bt_.data(), this->at_.data(),
-                    xs + start * image_in, dys + start * image_out, sums, scratch.get());
+                    xs + start * image_in, dys + start * image_out, sums, sums + size - filters, scratch.get());
       }
     };
     auto workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
     const int64_t cost = kImagesPerChunk * image_out * channels * n_ * n_ / (m_ * m_) * 2;
     workers->ParallelFor(chunks, cost, run_chunks);
-    Tensor* du = nullptr;
+    Tensor *du = nullptr, *db = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({n_ * n_, channels, filters}), &du));
-    float* out = du->flat<float>().data();
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({filters}), &db));
+    float* du_out = du->flat<float>().data();
+    float* db_out = db->flat<float>().data();
     // The chunks' sums added in chunk order for every element, split over threads by elements.
     auto add_chunks = [&](int64_t first, int64_t last) {
       for (int64_t j = first; j < last; ++j) {
         float sum = 0.f;
         for (int64_t chunk = 0; chunk < chunks; ++chunk) sum = chunk ? sum + partial[chunk * size + j] : partial[j];
-        out[j] = sum;
+        (j < size - filters ? du_out[j] : db_out[j - (size - filters)]) = sum;
       }
     };
     workers->ParallelFor(size, std::max<int64_t>(chunks, 1) * 2, add_chunks);
