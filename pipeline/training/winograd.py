@@ -17,8 +17,11 @@ transformed operands are rounded to bfloat16 and multiplied in pairs with float3
 - input gradient: WinogradConv2D(dy, G rot180(g)^T G^T), the same convolution of the output
   gradient with the filter rotated and its channels swapped (SAME padding, odd filter);
 - filter gradient: WinogradFilterGrad sums Bt d Bt^T x At^T dy At over tiles and images in the
-  Winograd domain; G^T (.) G takes it back to the 5x5 filter (TensorFlow's autodiff of the
-  filter transform, a small einsum).
+  Winograd domain (and dy itself: the bias gradient); G^T (.) G takes it back to the 5x5 filter.
+
+WinogradFilterTransform and WinogradFilterTransformGrad compute G g G^T (rotated or not, in the
+layout each dtype takes) and G^T dU G, one op each instead of TensorFlow's casts, reversals,
+transposes and matrix products.
 """
 
 import functools
@@ -71,46 +74,22 @@ class WinogradConv:
     """conv2d(x, kernel) + bias, then ReLU, as WinogradConv2D computes it, with its gradient in the same domain."""
 
     def __init__(self, ops, m: int = DEFAULT_TILE):
-        import tensorflow as tf
-
         at, g, bt = transforms(m)
         self.ops, self.m = ops, m
         self.attrs = {"m": m, "bt": bt.astype(np.float32).ravel().tolist(), "at": at.astype(np.float32).ravel().tolist()}
-        self.g = tf.constant(g, tf.float32)
-        self.points = g.shape[0] ** 2
+        self.g_values, self.filter_size = g.astype(np.float32).ravel().tolist(), g.shape[1]
 
-    def filter_transform(self, kernel):
-        """Return G g G^T per channel pair, [n*n, in, out], from an HWIO kernel."""
-        return self._sandwich(self.g, kernel)
+    def filter_transform(self, kernel, dtype=None, rotate: bool = False):
+        """Return G g G^T per channel pair from a float32 HWIO kernel, as WinogradConv2D takes it.
 
-    @staticmethod
-    def _operand(u, dtype):
-        """Return the transformed filter as WinogradConv2D takes it for tensors of ``dtype``.
-
-        float32: u itself; bfloat16: rounded, with each pair of input channels innermost
-        ([n*n, in / 2, out, 2]), the pairs AVX512-BF16's dot product multiplies.
+        For float32 tensors ``[n*n, in, out]``; for bfloat16 ones rounded, each pair of input
+        channels innermost (``[n*n, in / 2, out, 2]``, the pairs AVX512-BF16's dot product
+        multiplies). With ``rotate``, of the kernel rotated by 180 degrees with its channels
+        swapped: the filter of the input gradient.
         """
         import tensorflow as tf
 
-        if dtype != tf.bfloat16:
-            return u
-        points, channels, filters = u.shape
-        pairs = tf.reshape(tf.cast(u, tf.bfloat16), [points, channels // 2, 2, filters])
-        return tf.transpose(pairs, [0, 1, 3, 2])
-
-    def _sandwich(self, left, block):
-        """Return left . block . left^T over the two leading axes of ``block`` [r, r, in, out], as [n*n, in, out].
-
-        Two plain matrix products on the channel-pair columns (no transposes), where an einsum
-        would reorder the 8 MB of a batch's worth of filters twice.
-        """
-        import tensorflow as tf
-
-        rows, size, channels, filters = left.shape[0], left.shape[1], block.shape[2], block.shape[3]
-        half = tf.reshape(tf.matmul(left, tf.reshape(block, [size, size * channels * filters])),
-                          [rows, size, channels * filters])
-        whole = tf.matmul(tf.broadcast_to(left, [rows, rows, size]), half)
-        return tf.reshape(whole, [rows * rows, channels, filters])
+        return self.ops.winograd_filter_transform(kernel, T=dtype or tf.float32, g=self.g_values, rotate=rotate)
 
     def forward(self, x, kernel, bias, relu: bool = True):
         """Return relu?(conv2d(x, kernel, SAME) + bias) in x's dtype, not differentiable (see ``conv``).
@@ -119,7 +98,7 @@ class WinogradConv:
         """
         import tensorflow as tf
 
-        u = self._operand(self.filter_transform(kernel), x.dtype)
+        u = self.filter_transform(kernel, x.dtype)
         return self.ops.winograd_conv2d(x, u, tf.cast(bias, tf.float32), relu=relu, **self.attrs)
 
     def conv(self, x, kernel, bias, relu: bool = True):
@@ -167,13 +146,10 @@ class WinogradConv:
         """
         import tensorflow as tf
 
-        rotated = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
         no_bias = tf.zeros([0], tf.float32)
         input_gradient = self.ops.winograd_conv2d(
-            conv_gradient, self._operand(self.filter_transform(rotated), conv_gradient.dtype), no_bias,
-            relu=False, **self.attrs)
+            conv_gradient, self.filter_transform(kernel, conv_gradient.dtype, rotate=True), no_bias, relu=False,
+            **self.attrs)
         du, bias_gradient = self.ops.winograd_filter_grad(x, conv_gradient, **self.attrs)
-        n, size = self.g.shape
-        du = tf.reshape(du, [n, n, kernel.shape[2], kernel.shape[3]])
-        kernel_gradient = self._sandwich(tf.transpose(self.g), du)  # G^T dU G
+        kernel_gradient = self.ops.winograd_filter_transform_grad(du, g=self.g_values, r=self.filter_size)  # G^T dU G
         return input_gradient, tf.reshape(kernel_gradient, kernel.shape), bias_gradient

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
+#include <vector>
 
 #if defined(__AVX512BF16__)
 #include <immintrin.h>
@@ -354,6 +355,32 @@ void filter_grad(const Geometry& g, int64_t images, int64_t channels, int64_t fi
   }
 }
 
+// out[rows_out][columns_out][width] = left [rows_out x rows_in] . in [rows_in][columns_in][width] . right^T
+// [columns_out x columns_in], for each of the ``width`` trailing values (vectorized over them).
+void sandwich(int64_t rows_out, int64_t rows_in, int64_t columns_out, int64_t columns_in, int64_t width,
+              const float* left, const float* right, const float* in, float* half, float* out) {
+  for (int64_t a = 0; a < rows_out; ++a)
+    for (int64_t j = 0; j < columns_in; ++j) {
+      float* h = half + (a * columns_in + j) * width;
+      std::fill(h, h + width, 0.f);
+      for (int64_t i = 0; i < rows_in; ++i) {
+        const float weight = left[a * rows_in + i];
+        const float* row = in + (i * columns_in + j) * width;
+        for (int64_t w = 0; w < width; ++w) h[w] += weight * row[w];
+      }
+    }
+  for (int64_t a = 0; a < rows_out; ++a)
+    for (int64_t b = 0; b < columns_out; ++b) {
+      float* o = out + (a * columns_out + b) * width;
+      std::fill(o, o + width, 0.f);
+      for (int64_t j = 0; j < columns_in; ++j) {
+        const float weight = right[b * columns_in + j];
+        const float* h = half + (a * columns_in + j) * width;
+        for (int64_t w = 0; w < width; ++w) o[w] += weight * h[w];
+      }
+    }
+}
+
 template <typename Element>
 void forward_any(int64_t images, int64_t height, int64_t width, int64_t channels, int64_t filters, int64_t m,
                  int64_t n, const float* bt, const float* at, const Element* x, const void* u, const float* bias,
@@ -411,6 +438,42 @@ int lenet_winograd_paired(int64_t m, int64_t n, const float* bt, const float* at
     }
   }
   return 1;
+}
+
+int64_t lenet_winograd_filter_scratch(int64_t r, int64_t n, int64_t channels, int64_t filters) {
+  return (n * r + 2 * n * n) * channels * filters;
+}
+
+void lenet_winograd_filter_transform(int64_t r, int64_t n, int64_t channels, int64_t filters, const float* g,
+                                     const float* kernel, int rotate, int pairs, void* u, float* scratch) {
+  const int64_t width = channels * filters;
+  float* half = scratch;
+  float* rotated = half + n * r * width;  // r * r * width of it
+  float* transformed = rotated + n * n * width;
+  const float* source = kernel;
+  if (rotate) {
+    // rot180(kernel) with its channels swapped: [i][j][k][c] = kernel[r-1-i][r-1-j][c][k].
+    for (int64_t i = 0; i < r; ++i)
+      for (int64_t j = 0; j < r; ++j)
+        for (int64_t c = 0; c < channels; ++c)
+          for (int64_t k = 0; k < filters; ++k)
+            rotated[((i * r + j) * filters + k) * channels + c] =
+                kernel[(((r - 1 - i) * r + (r - 1 - j)) * channels + c) * filters + k];
+    source = rotated;
+  }
+  const int64_t rows = rotate ? filters : channels, columns = rotate ? channels : filters;
+  sandwich(n, r, n, r, width, g, g, source, half, pairs ? transformed : static_cast<float*>(u));
+  if (pairs)
+    for (int64_t point = 0; point < n * n; ++point)
+      pack_pairs(transformed + point * width, rows, columns, static_cast<uint32_t*>(u) + point * (rows / 2) * columns);
+}
+
+void lenet_winograd_filter_transform_adjoint(int64_t r, int64_t n, int64_t channels, int64_t filters,
+                                             const float* g, const float* du, float* dk, float* scratch) {
+  std::vector<float> gt(r * n);
+  for (int64_t i = 0; i < r; ++i)
+    for (int64_t a = 0; a < n; ++a) gt[i * n + a] = g[a * r + i];
+  sandwich(r, n, r, n, channels * filters, gt.data(), gt.data(), du, scratch, dk);
 }
 
 int lenet_winograd_bfloat16_compiled(void) {

@@ -30,6 +30,21 @@ int lenet_winograd_bfloat16_compiled(void);
 // the sign of their odd-indexed entries (interpolation points in pairs +-p), which the loops rely on.
 int lenet_winograd_paired(int64_t m, int64_t n, const float* bt, const float* at);
 
+// Floats of scratch that the filter transforms below need.
+int64_t lenet_winograd_filter_scratch(int64_t r, int64_t n, int64_t channels, int64_t filters);
+
+// u = G g G^T (G n x r, row-major) for every channel pair of the HWIO kernel [r][r][channels][filters],
+// as [n*n][channels][filters] float32; with ``rotate``, of the kernel rotated by 180 degrees with its
+// channels swapped ([n*n][filters][channels]: the input gradient's filter); with ``pairs``, as
+// bfloat16 pairs of input channels (uint32 [n*n][inputs / 2][outputs], what the bfloat16 loops take).
+void lenet_winograd_filter_transform(int64_t r, int64_t n, int64_t channels, int64_t filters, const float* g,
+                                     const float* kernel, int rotate, int pairs, void* u, float* scratch);
+
+// dk [r][r][channels][filters] = G^T du G for du [n*n][channels][filters]: the kernel's gradient from
+// the transformed filter's.
+void lenet_winograd_filter_transform_adjoint(int64_t r, int64_t n, int64_t channels, int64_t filters,
+                                             const float* g, const float* du, float* dk, float* scratch);
+
 // Whether F(m x m, r x r) with n = m + r - 1 is compiled in: r = 5 and m = 2, 3 or 4.
 int lenet_winograd_supported(int64_t m, int64_t n);
 

@@ -241,4 +241,114 @@ REGISTER_KERNEL_BUILDER(Name("WinogradFilterGrad").Device(tensorflow::DEVICE_CPU
 REGISTER_KERNEL_BUILDER(Name("WinogradFilterGrad").Device(tensorflow::DEVICE_CPU).TypeConstraint<bfloat16>("T"),
                         WinogradFilterGradOp<bfloat16>);
 
+// G g G^T for an HWIO kernel, as WinogradConv2D takes it for tensors of type T; with ``rotate``, of
+// the kernel rotated by 180 degrees with its channels swapped (the input gradient's filter).
+REGISTER_OP("WinogradFilterTransform")
+    .Input("kernel: float")
+    .Attr("T: {float, bfloat16}")
+    .Attr("g: list(float)")
+    .Attr("rotate: bool = false")
+    .Output("u: T")
+    .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
+      std::vector<float> g;
+      bool rotate;
+      tensorflow::DataType type;
+      TF_RETURN_IF_ERROR(c->GetAttr("g", &g));
+      TF_RETURN_IF_ERROR(c->GetAttr("rotate", &rotate));
+      TF_RETURN_IF_ERROR(c->GetAttr("T", &type));
+      auto r = c->Dim(c->input(0), 0);
+      if (!c->ValueKnown(r)) {
+        c->set_output(0, c->UnknownShape());
+        return tensorflow::OkStatus();
+      }
+      const int64_t n = static_cast<int64_t>(g.size()) / std::max<int64_t>(c->Value(r), 1);
+      auto inputs = c->Dim(c->input(0), rotate ? 3 : 2), outputs = c->Dim(c->input(0), rotate ? 2 : 3);
+      if (type == tensorflow::DT_FLOAT) {
+        c->set_output(0, c->MakeShape({n * n, inputs, outputs}));
+      } else {
+        tensorflow::shape_inference::DimensionHandle half;
+        TF_RETURN_IF_ERROR(c->Divide(inputs, 2, true, &half));
+        c->set_output(0, c->MakeShape({n * n, half, outputs, 2}));
+      }
+      return tensorflow::OkStatus();
+    });
+
+template <typename T>
+class WinogradFilterTransformOp : public OpKernel {
+ public:
+  explicit WinogradFilterTransformOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("g", &g_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("rotate", &rotate_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& kernel = ctx->input(0);
+    OP_REQUIRES(ctx, kernel.dims() == 4 && kernel.dim_size(0) == kernel.dim_size(1) && kernel.dim_size(0) > 0 &&
+                         static_cast<int64_t>(g_.size()) % kernel.dim_size(0) == 0,
+                InvalidArgument("kernel must be [r,r,C,K] with g n x r, got ", kernel.shape().DebugString(), " and ",
+                                g_.size(), " values of g"));
+    const int64_t r = kernel.dim_size(0), n = static_cast<int64_t>(g_.size()) / r;
+    const int64_t channels = kernel.dim_size(2), filters = kernel.dim_size(3);
+    const int64_t inputs = rotate_ ? filters : channels, outputs = rotate_ ? channels : filters;
+    constexpr bool pairs = !std::is_same_v<T, float>;
+    OP_REQUIRES(ctx, !pairs || inputs % 2 == 0, InvalidArgument("bfloat16 pairs need an even channel count"));
+    const TensorShape shape = pairs ? TensorShape({n * n, inputs / 2, outputs, 2}) : TensorShape({n * n, inputs, outputs});
+    Tensor* u = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, shape, &u));
+    std::unique_ptr<float[]> scratch(new float[lenet_winograd_filter_scratch(r, n, channels, filters)]);
+    lenet_winograd_filter_transform(r, n, channels, filters, g_.data(), kernel.flat<float>().data(), rotate_, pairs,
+                                    u->flat<T>().data(), scratch.get());
+  }
+
+ private:
+  std::vector<float> g_;
+  bool rotate_;
+};
+
+REGISTER_KERNEL_BUILDER(Name("WinogradFilterTransform").Device(tensorflow::DEVICE_CPU).TypeConstraint<float>("T"),
+                        WinogradFilterTransformOp<float>);
+REGISTER_KERNEL_BUILDER(Name("WinogradFilterTransform").Device(tensorflow::DEVICE_CPU).TypeConstraint<bfloat16>("T"),
+                        WinogradFilterTransformOp<bfloat16>);
+
+// G^T du G: the HWIO kernel's gradient from the gradient of its transform ([n*n, C, K]).
+REGISTER_OP("WinogradFilterTransformGrad")
+    .Input("du: float")
+    .Attr("g: list(float)")
+    .Attr("r: int")
+    .Output("dk: float")
+    .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
+      int64_t r;
+      TF_RETURN_IF_ERROR(c->GetAttr("r", &r));
+      c->set_output(0, c->MakeShape({r, r, c->Dim(c->input(0), 1), c->Dim(c->input(0), 2)}));
+      return tensorflow::OkStatus();
+    });
+
+class WinogradFilterTransformGradOp : public OpKernel {
+ public:
+  explicit WinogradFilterTransformGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("g", &g_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("r", &r_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& du = ctx->input(0);
+    const int64_t n = r_ > 0 ? static_cast<int64_t>(g_.size()) / r_ : 0;
+    OP_REQUIRES(ctx, n > 0 && n * r_ == static_cast<int64_t>(g_.size()) && du.dims() == 3 && du.dim_size(0) == n * n,
+                InvalidArgument("du must be [n*n,C,K] with g n x r, got ", du.shape().DebugString()));
+    const int64_t channels = du.dim_size(1), filters = du.dim_size(2);
+    Tensor* dk = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({r_, r_, channels, filters}), &dk));
+    std::unique_ptr<float[]> scratch(new float[lenet_winograd_filter_scratch(r_, n, channels, filters)]);
+    lenet_winograd_filter_transform_adjoint(r_, n, channels, filters, g_.data(), du.flat<float>().data(),
+                                            dk->flat<float>().data(), scratch.get());
+  }
+
+ private:
+  std::vector<float> g_;
+  int64_t r_;
+};
+
+REGISTER_KERNEL_BUILDER(Name("WinogradFilterTransformGrad").Device(tensorflow::DEVICE_CPU),
+                        WinogradFilterTransformGradOp);
+
 }  // namespace lenet
