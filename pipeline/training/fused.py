@@ -68,12 +68,23 @@ def choose_kernels(requested: str, precision: str, replicas: int, loss_scaled: b
                                              len(tf.config.list_physical_devices("GPU")))
     if reason is None:
         try:
-            native.ops()
+            ops = native.ops()
         except native.NativeBuildError as error:
             if requested == kind:
                 raise
             log.warning("kernels auto -> stock: %s", error)
             return "stock"
+        if kind == "winograd" and precision == "mixed_bfloat16":
+            from pipeline.training.winograd_training import bfloat16_loops_built
+
+            if not bfloat16_loops_built(ops):
+                why = ("the compiled ops have no bfloat16 Winograd loops: the compiler does not target "
+                       "AVX512-BF16 (g++ 10 or newer does; set CXX)")
+                if requested == kind:
+                    raise ConfigError(f"Train kernels = 'winograd' cannot run here: {why} "
+                                      f"(use auto, fused or stock, --Train-kernels).")
+                log.warning("kernels auto -> fused: %s", why)
+                return "fused"
         return kind
     if requested == kind:
         raise ConfigError(f"Train kernels = {kind!r} cannot run here: {reason} (use auto or stock, --Train-kernels).")

@@ -38,6 +38,16 @@ def winograd_unavailable_reason(precision: str, replicas: int, loss_scaled: bool
     return None
 
 
+def bfloat16_loops_built(ops) -> bool:
+    """Return whether the compiled ``ops`` hold the bfloat16 Winograd loops (their compiler targeted AVX512-BF16)."""
+    zeros = tf.zeros([1, 4, 4, 16], tf.bfloat16)
+    try:
+        ops.winograd_filter_grad(zeros, zeros, **WinogradConv(ops).attrs)
+    except tf.errors.UnimplementedError:
+        return False
+    return True
+
+
 def is_eligible(layer, compute_dtype: str = "float32") -> bool:
     """Return whether ``layer`` is a convolution the Winograd ops compute in ``compute_dtype`` (see the module docstring)."""
     if not isinstance(layer, keras.layers.Conv2D):

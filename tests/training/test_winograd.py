@@ -1,12 +1,15 @@
 """conv2 in the Winograd domain: exact transforms, float32 errors within stated bounds, the same training."""
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import REPO_ROOT, cli_env
 from pipeline.data import synthetic
 from pipeline.errors import ConfigError
 from pipeline.results.inference import error_rate
@@ -29,8 +32,14 @@ FLOAT32_BOUND = 5e-5
 # 4.5e-2 of its RMS), against 2.9e-3 for oneDNN's direct bfloat16 convolution (docs/benchmarks.md).
 # A wrong pairing of channels or tiles gives errors of order 1.
 BFLOAT16_BOUND = 1e-1
+# The bfloat16 loops need AVX512-BF16. On a CPU without it, each bfloat16 test checks instead that
+# the ops (or the training) refuse with one line naming the alternatives.
 HAS_AVX512_BF16 = "avx512_bf16" in cpu_flags()
-needs_avx512_bf16 = pytest.mark.skipif(not HAS_AVX512_BF16, reason="the bfloat16 Winograd loops need AVX512-BF16")
+
+
+def assert_bfloat16_ops_refused(call):
+    with pytest.raises(tf.errors.UnimplementedError, match="AVX512-BF16.*kernels fused or stock"):
+        call()
 
 
 @pytest.mark.parametrize("m", sorted(winograd.POINTS))
@@ -80,7 +89,6 @@ def test_each_pass_is_within_the_float32_bound_of_the_float64_direct_convolution
     assert relative_error(bias_gradient, dy.astype(np.float64).sum((0, 1, 2))) < 1e-6
 
 
-@needs_avx512_bf16
 @pytest.mark.parametrize("shape", [(9, 14, 14, 32, 64), (3, 9, 11, 16, 32)], ids=["conv2", "odd-size"])
 def test_each_bfloat16_pass_is_within_its_bound_of_the_float64_direct_convolution(shape):
     images, height, width, channels, filters = shape
@@ -90,6 +98,10 @@ def test_each_bfloat16_pass_is_within_its_bound_of_the_float64_direct_convolutio
     dy = tf.cast(rng.normal(size=(images, height, width, filters)), tf.bfloat16)
     conv = winograd.WinogradConv(native.ops())
     bias = tf.constant(rng.normal(0, 0.5, filters), tf.float32)
+    if not HAS_AVX512_BF16:
+        assert_bfloat16_ops_refused(lambda: conv.forward(x, tf.constant(kernel), bias, relu=False))
+        assert_bfloat16_ops_refused(lambda: native.ops().winograd_filter_grad(x, dy, **conv.attrs))
+        return
     forward = conv.forward(x, tf.constant(kernel), bias, relu=False)
     input_gradient, kernel_gradient, bias_gradient = conv.backward(x, tf.constant(kernel), dy)
     assert (forward.dtype, input_gradient.dtype, kernel_gradient.dtype) == (tf.bfloat16, tf.bfloat16, tf.float32)
@@ -106,14 +118,6 @@ def test_each_bfloat16_pass_is_within_its_bound_of_the_float64_direct_convolutio
     assert min(errors) > 1e-3, "bfloat16 operands should round visibly; are the float32 loops running?"
 
 
-@pytest.mark.skipif(HAS_AVX512_BF16, reason="this CPU has AVX512-BF16, so the bfloat16 ops run")
-def test_the_bfloat16_ops_without_avx512_bf16_say_what_to_use():
-    conv = winograd.WinogradConv(native.ops())
-    with pytest.raises(tf.errors.UnimplementedError, match="AVX512-BF16.*kernels fused or stock"):
-        native.ops().winograd_filter_grad(tf.zeros([1, 8, 8, 16], tf.bfloat16), tf.zeros([1, 8, 8, 16], tf.bfloat16),
-                                          **conv.attrs)
-
-
 def test_bias_and_relu_are_applied_in_the_forward_op():
     rng = np.random.default_rng(8)
     x = tf.constant(rng.normal(size=(2, 14, 14, 32)), tf.float32)
@@ -124,14 +128,16 @@ def test_bias_and_relu_are_applied_in_the_forward_op():
     assert relative_error(got, expected) < FLOAT32_BOUND
 
 
-@pytest.mark.parametrize("dtype", [tf.float32, pytest.param(tf.bfloat16, marks=needs_avx512_bf16)],
-                         ids=["float32", "bfloat16"])
+@pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16], ids=["float32", "bfloat16"])
 def test_the_filter_gradient_does_not_depend_on_the_number_of_threads(dtype):
     """Chunks of images are summed in a fixed order: the exact-resume guarantee."""
     rng = np.random.default_rng(9)
     x = tf.cast(rng.normal(size=(40, 14, 14, 32)), dtype)
     dy = tf.cast(rng.normal(size=(40, 14, 14, 64)), dtype)
     conv = winograd.WinogradConv(native.ops())
+    if dtype == tf.bfloat16 and not HAS_AVX512_BF16:
+        assert_bfloat16_ops_refused(lambda: native.ops().winograd_filter_grad(x, dy, **conv.attrs))
+        return
     whole = [t.numpy() for t in native.ops().winograd_filter_grad(x, dy, **conv.attrs)]
     chunks = [native.ops().winograd_filter_grad(x[i:i + 8], dy[i:i + 8], **conv.attrs) for i in range(0, 40, 8)]
     for output, got in enumerate(whole):
@@ -144,7 +150,6 @@ def test_the_filter_gradient_does_not_depend_on_the_number_of_threads(dtype):
 def build_loops(target, *flags):
     """Compile winograd_loop.cc alone into ``target`` (it has no TensorFlow headers) and load it."""
     import ctypes
-    import subprocess
 
     source = Path(native.__file__).parent / "kernels" / "winograd_loop.cc"
     subprocess.run([native.compiler(), *native.LOOP_FLAGS, *flags, "-shared", str(source), "-o", str(target)],
@@ -218,10 +223,14 @@ def pattern():
     return synthetic.pattern_arrays(640, seed=1), synthetic.pattern_arrays(200, seed=2)
 
 
-@pytest.mark.parametrize("precision", ["float32", pytest.param("mixed_bfloat16", marks=needs_avx512_bf16)])
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
 def test_winograd_training_learns_the_pattern_and_resumes_bit_for_bit(pattern, tmp_path, precision):
     train, validation = pattern
     config = TrainingConfig(epochs=3, precision=precision, kernels="winograd")
+    if precision == "mixed_bfloat16" and not HAS_AVX512_BF16:
+        with pytest.raises(ConfigError, match="need a CPU with AVX512-BF16"):
+            train_model(train, validation, config, tmp_path / "straight")
+        return
     straight, history = train_model(train, validation, config, tmp_path / "straight")
     assert history[-1]["kernels"] == "winograd"
     assert error_rate(straight, *validation) == 0.0
@@ -260,3 +269,39 @@ def test_auto_picks_winograd_for_float32_on_one_cpu(caplog):
     with caplog.at_level(logging.INFO):
         trainer = Trainer(synthetic.pattern_arrays(64, seed=1), TrainingConfig(precision="float32"))
     assert trainer.kernels == "winograd"
+
+
+FALLBACK_SCRIPT = """
+import logging
+from pipeline.errors import ConfigError
+from pipeline.training import fused, winograd_training
+from pipeline.training.precision import cpu_flags
+
+logging.basicConfig(level=logging.WARNING)
+# A CPU with AVX512-BF16 and no AMX, whatever this one is.
+flags = lambda: [*(flag for flag in cpu_flags() if not flag.startswith("amx")), "avx512_bf16"]
+fused.cpu_flags = winograd_training.cpu_flags = flags
+print("auto", fused.choose_kernels("auto", "mixed_bfloat16", 1, False))
+try:
+    fused.choose_kernels("winograd", "mixed_bfloat16", 1, False)
+except ConfigError as error:
+    print("explicit:", error)
+"""
+
+
+def test_ops_built_without_the_bfloat16_loops_fall_back_to_fused_or_say_why(tmp_path):
+    """A CPU with AVX512-BF16 but a compiler that does not target it: auto trains with fused.
+
+    In a process of its own: TensorFlow keeps the first library's kernels for ops of the same name.
+    """
+    compiler = tmp_path / "g++-without-avx512bf16"
+    compiler.write_text(f'#!/bin/sh\nexec {native.compiler()} "$@" -mno-avx512bf16\n')
+    compiler.chmod(0o755)
+    env = {**cli_env(), "CXX": str(compiler), native.CACHE_ENV: str(tmp_path / "kernels")}
+    result = subprocess.run([sys.executable, "-c", FALLBACK_SCRIPT], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "auto fused" in result.stdout
+    assert "no bfloat16 Winograd loops" in result.stderr
+    explicit = next(line for line in result.stdout.splitlines() if line.startswith("explicit:"))
+    assert "does not target AVX512-BF16" in explicit and "--Train-kernels" in explicit
