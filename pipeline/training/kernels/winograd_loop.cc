@@ -148,8 +148,8 @@ struct Geometry {
 // L1 where N*N does not fit), with compile-time tile sizes so that every loop unrolls; the
 // matrices stay runtime values. Their points come in pairs +-p (winograd.py): Bt's rows and At's
 // columns 2k + 1 and 2k + 2, k < kPairs, differ only in the sign of their odd-indexed entries, so
-// each pair shares one sum of even-indexed and one of odd-indexed terms, which nearly halves the
-// multiplications (the op checks the pairing with lenet_winograd_paired). An odd N has an unpaired
+// each pair shares one sum of even-indexed and one of odd-indexed terms: a third fewer
+// multiplications for F(4x4,5x5) (the op checks the pairing with lenet_winograd_paired). An odd N has an unpaired
 // point (F(3x3,5x5): +1/2), which mixes into every row of Bt, so its transforms stay dense. Zeros
 // are not skipped: with runtime matrices that costs more in branches than it saves.
 template <int N>

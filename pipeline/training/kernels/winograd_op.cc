@@ -1,10 +1,11 @@
 // WinogradConv2D and WinogradFilterGrad: a SAME, stride-1 convolution in the Winograd domain
-// F(m x m, r x r), and the gradient of its transformed filter, in float32 or (T = bfloat16, where
-// the loops were compiled for AVX512-BF16) with bfloat16 tensors and products.
+// F(m x m, r x r), and the gradients of its transformed filter and bias, in float32 or (T = bfloat16,
+// where the loops were compiled for AVX512-BF16) with bfloat16 tensors and products.
+// WinogradFilterTransform and WinogradFilterTransformGrad: the filter transform (G g G^T, in the
+// layout WinogradConv2D takes for T) and its adjoint.
 //
-// The filter transform (G g G^T) and its adjoint are small and left to TensorFlow ops in
-// pipeline/training/winograd.py, which also passes the transform matrices Bt and At as attributes,
-// so this file holds no constants of its own. The input gradient of a SAME convolution with an odd
+// pipeline/training/winograd.py passes the transform matrices Bt, At and G as attributes, so this
+// file holds no constants of its own. The input gradient of a SAME convolution with an odd
 // filter is the same convolution of the output gradient with the filter rotated by 180 degrees and
 // its channels swapped, so WinogradConv2D serves both the forward pass and the input gradient.
 // Work is split over images; the filter gradient adds fixed chunks of images in chunk order, so
@@ -73,7 +74,8 @@ class WinogradOpBase : public OpKernel {
   explicit WinogradOpBase(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES(ctx, (std::is_same_v<T, float> || lenet_winograd_bfloat16_compiled()),
                 tensorflow::errors::Unimplemented(
-                    "the bfloat16 Winograd kernels need a CPU with AVX512-BF16 (use kernels fused or stock)"));
+                    "the bfloat16 Winograd kernels were not compiled in: they need a CPU with AVX512-BF16 and a "
+                    "compiler that targets it (use kernels fused or stock)"));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("m", &m_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("bt", &bt_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("at", &at_));
