@@ -155,24 +155,31 @@ struct Geometry {
 template <int N>
 constexpr int kPairs = N % 2 == 0 ? (N - 2) / 2 : 0;
 
-// out[o] = sum_p bt[o * N + p] in[p] for o < N: Bt applied to N vectors.
-template <int N>
-inline void apply_bt(const float* bt, const vec* in, vec* out) {
+// out[o] = sum_p matrix(o, p) in[p] for o < N outputs from ``Inputs`` vectors, where outputs 2k + 1
+// and 2k + 2 (k < kPairs) are a +-point pair: matrix(2k + 2, p) = (-1)^p matrix(2k + 1, p).
+template <int N, int Inputs, typename Matrix>
+inline void apply_paired(Matrix matrix, const vec* in, vec* out) {
   auto dense = [&](int o) {
     vec acc{};
-    for (int p = 0; p < N; ++p) acc += bt[o * N + p] * in[p];
+    for (int p = 0; p < Inputs; ++p) acc += matrix(o, p) * in[p];
     return acc;
   };
   out[0] = dense(0);
   for (int k = 0; k < kPairs<N>; ++k) {
     const int o = 2 * k + 1;
     vec even{}, odd{};
-    for (int p = 0; p < N; p += 2) even += bt[o * N + p] * in[p];
-    for (int p = 1; p < N; p += 2) odd += bt[o * N + p] * in[p];
+    for (int p = 0; p < Inputs; p += 2) even += matrix(o, p) * in[p];
+    for (int p = 1; p < Inputs; p += 2) odd += matrix(o, p) * in[p];
     out[o] = even + odd;
     out[o + 1] = even - odd;
   }
   for (int o = 2 * kPairs<N> + 1; o < N; ++o) out[o] = dense(o);
+}
+
+// out[o] = sum_p bt[o * N + p] in[p] for o < N: Bt applied to N vectors.
+template <int N>
+inline void apply_bt(const float* bt, const vec* in, vec* out) {
+  apply_paired<N, N>([bt](int o, int p) { return bt[o * N + p]; }, in, out);
 }
 
 // out[i] = sum_a at[i * N + a] in[a] for i < M: At applied to N vectors.
@@ -194,21 +201,7 @@ inline void apply_at(const float* at, const vec* in, vec* out) {
 // out[a] = sum_i at[i * N + a] in[i] for a < N: At^T applied to M vectors.
 template <int M, int N>
 inline void apply_at_transposed(const float* at, const vec* in, vec* out) {
-  auto dense = [&](int a) {
-    vec acc{};
-    for (int i = 0; i < M; ++i) acc += at[i * N + a] * in[i];
-    return acc;
-  };
-  out[0] = dense(0);
-  for (int k = 0; k < kPairs<N>; ++k) {
-    const int a = 2 * k + 1;
-    vec even{}, odd{};
-    for (int i = 0; i < M; i += 2) even += at[i * N + a] * in[i];
-    for (int i = 1; i < M; i += 2) odd += at[i * N + a] * in[i];
-    out[a] = even + odd;
-    out[a + 1] = even - odd;
-  }
-  for (int a = 2 * kPairs<N> + 1; a < N; ++a) out[a] = dense(a);
+  apply_paired<N, M>([at](int a, int i) { return at[i * N + a]; }, in, out);
 }
 
 // v[N*N][kGroup][channels] at slot ``slot`` = Bt d Bt^T of the tile's N x N input window (x and v
