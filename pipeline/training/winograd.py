@@ -6,7 +6,8 @@ block and channel pair where the direct form needs m*m*r*r. For conv2 (14x14 map
 docs/benchmarks.md gives the measured choice of m. The transforms come from the Cook-Toom
 construction on the interpolation points below plus the point at infinity; Bt is solved for
 exactly from At and G in float64 (the identity must hold for every filter and tile), so no table
-of constants is copied by hand.
+of constants is copied by hand. The compiled loops derive Bt and At from the same points at compile
+time (so that zero entries cost nothing) and refuse any other matrices passed to them.
 
 All three passes of training use the compiled ops (pipeline/training/kernels/winograd_*), on
 float32 tensors, or on bfloat16 ones (mixed bfloat16, CPUs with AVX512-BF16), where the

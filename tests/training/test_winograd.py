@@ -167,18 +167,16 @@ def test_the_loops_give_the_same_bits_with_256_and_512_bit_vectors(tmp_path):
     def run(library, x, u, dy):
         images, height, width, channels = x.shape
         filters = u.shape[2]
-        at, _, bt = winograd.transforms(4)
-        bt, at = bt.astype(np.float32), at.astype(np.float32)
         scratch = np.zeros(library.lenet_winograd_scratch(4, 8, channels, filters), np.float32)
         y = np.zeros((images, height, width, filters), np.float32)
         du, db = np.zeros((64, channels, filters), np.float32), np.zeros(filters, np.float32)
         pointer = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
         sizes = [ctypes.c_int64(v) for v in (images, height, width, channels, filters, 4, 8)]
-        library.lenet_winograd_forward(*sizes, pointer(bt), pointer(at), pointer(x), pointer(u),
+        library.lenet_winograd_forward(*sizes, pointer(x), pointer(u),
                                        pointer(np.ones(filters, np.float32)), ctypes.c_int(1), pointer(y),
                                        pointer(scratch))
-        library.lenet_winograd_filter_grad(*sizes, pointer(bt), pointer(at), pointer(x), pointer(dy), pointer(du),
-                                           pointer(db), pointer(scratch))
+        library.lenet_winograd_filter_grad(*sizes, pointer(x), pointer(dy), pointer(du), pointer(db),
+                                           pointer(scratch))
         return y, du, db
 
     rng = np.random.default_rng(3)
@@ -196,6 +194,17 @@ def test_shapes_the_ops_cannot_take_are_refused_with_the_shapes():
     conv = winograd.WinogradConv(native.ops())
     with pytest.raises(tf.errors.InvalidArgumentError, match="multiples of 16"):
         native.ops().winograd_conv2d(tf.zeros([1, 8, 8, 3]), tf.zeros([64, 3, 16]), tf.zeros([0]), **conv.attrs)
+
+
+@pytest.mark.parametrize("matrix", ["bt", "at"])
+def test_transforms_other_than_the_compiled_ones_are_refused(matrix):
+    # The loops compile Bt and At in; the attributes must be winograd.transforms', or nothing runs.
+    attrs = dict(winograd.WinogradConv(native.ops()).attrs)
+    attrs[matrix] = [value * 1.001 for value in attrs[matrix]]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not the transforms compiled in for F\\(4x4,5x5\\)"):
+        native.ops().winograd_conv2d(tf.zeros([1, 8, 8, 16]), tf.zeros([64, 16, 16]), tf.zeros([0]), **attrs)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not the transforms compiled in"):
+        native.ops().winograd_filter_grad(tf.zeros([1, 8, 8, 16]), tf.zeros([1, 8, 8, 16]), **attrs)
 
 
 def test_the_training_step_computes_the_stock_gradients():

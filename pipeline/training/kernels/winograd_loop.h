@@ -5,10 +5,9 @@
 // F(m x m, r x r): the input is cut into overlapping n x n tiles (n = m + r - 1) with stride m,
 // each tile is transformed (V = Bt d Bt^T), multiplied point by point with the transformed filter
 // (n*n matrix products over the channels) and transformed back (Y = At M At^T), giving an m x m
-// block of the output. Tensors are NHWC float32 or bfloat16 (passed as their bits); Bt is n x n,
-// At m x n, both row-major, and the transforms run in float32. In bfloat16 the transformed
-// operands are rounded to bfloat16 and multiplied in pairs with AVX512-BF16's dot product, the sums
-// in float32.
+// block of the output. Tensors are NHWC float32 or bfloat16 (passed as their bits); the transforms
+// Bt and At are compiled in and run in float32. In bfloat16 the transformed operands are rounded to
+// bfloat16 and multiplied in pairs with AVX512-BF16's dot product, the sums in float32.
 #ifndef LENET_WINOGRAD_LOOP_H_
 #define LENET_WINOGRAD_LOOP_H_
 
@@ -26,9 +25,9 @@ int64_t lenet_winograd_bfloat16_scratch(int64_t m, int64_t n, int64_t channels, 
 // they do nothing.
 int lenet_winograd_bfloat16_compiled(void);
 
-// Whether Bt's rows and At's columns 2k + 1 and 2k + 2 (k < (n - 2) / 2, for even n) differ only in
-// the sign of their odd-indexed entries (interpolation points in pairs +-p), which the loops rely on.
-int lenet_winograd_paired(int64_t m, int64_t n, const float* bt, const float* at);
+// Whether bt (n x n) and at (m x n), row-major, are the Bt and At compiled into the functions below
+// for F(m x m, 5 x 5): the Cook-Toom transforms on pipeline/training/winograd.py's points.
+int lenet_winograd_transforms_match(int64_t m, int64_t n, const float* bt, const float* at);
 
 // Floats of scratch that the filter transforms below need.
 int64_t lenet_winograd_filter_scratch(int64_t r, int64_t n, int64_t channels, int64_t filters);
@@ -45,14 +44,10 @@ void lenet_winograd_filter_transform(int64_t r, int64_t n, int64_t channels, int
 void lenet_winograd_filter_transform_adjoint(int64_t r, int64_t n, int64_t channels, int64_t filters,
                                              const float* g, const float* du, float* dk, float* scratch);
 
-// Whether F(m x m, r x r) with n = m + r - 1 is compiled in: r = 5 and m = 2, 3 or 4.
-int lenet_winograd_supported(int64_t m, int64_t n);
-
 // y[images][height][width][filters] = relu?(conv(x, filter) + bias) for ``images`` images, where
 // u [n*n][channels][filters] is the transformed filter (G g G^T per channel pair).
 void lenet_winograd_forward(int64_t images, int64_t height, int64_t width, int64_t channels,
-                            int64_t filters, int64_t m, int64_t n, const float* bt, const float* at,
-                            const float* x, const float* u, const float* bias, int relu, float* y,
+                            int64_t filters, int64_t m, int64_t n, const float* x, const float* u, const float* bias, int relu, float* y,
                             float* scratch);
 
 // du [n*n][channels][filters] += the gradient of the transformed filter for ``images`` images, from
@@ -60,20 +55,17 @@ void lenet_winograd_forward(int64_t images, int64_t height, int64_t width, int64
 // db [filters] += dy's sum (the bias gradient). Tiles are added in image order, then tile order, so
 // a fixed set of images gives the same sums.
 void lenet_winograd_filter_grad(int64_t images, int64_t height, int64_t width, int64_t channels,
-                                int64_t filters, int64_t m, int64_t n, const float* bt, const float* at,
-                                const float* x, const float* dy, float* du, float* db, float* scratch);
+                                int64_t filters, int64_t m, int64_t n, const float* x, const float* dy, float* du, float* db, float* scratch);
 
 // lenet_winograd_forward on bfloat16 x and y, where u [n*n][channels / 2][filters] holds the
 // transformed filter's bfloat16 values in pairs of channels (2c in the lower half, 2c + 1 above).
 void lenet_winograd_forward_bfloat16(int64_t images, int64_t height, int64_t width, int64_t channels,
-                                     int64_t filters, int64_t m, int64_t n, const float* bt, const float* at,
-                                     const uint16_t* x, const uint32_t* u, const float* bias, int relu,
+                                     int64_t filters, int64_t m, int64_t n, const uint16_t* x, const uint32_t* u, const float* bias, int relu,
                                      uint16_t* y, float* scratch);
 
 // lenet_winograd_filter_grad on bfloat16 x and dy; du and db stay float32.
 void lenet_winograd_filter_grad_bfloat16(int64_t images, int64_t height, int64_t width, int64_t channels,
-                                         int64_t filters, int64_t m, int64_t n, const float* bt, const float* at,
-                                         const uint16_t* x, const uint16_t* dy, float* du, float* db,
+                                         int64_t filters, int64_t m, int64_t n, const uint16_t* x, const uint16_t* dy, float* du, float* db,
                                          float* scratch);
 }
 
