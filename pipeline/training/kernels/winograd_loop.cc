@@ -15,7 +15,10 @@
 #include <type_traits>
 #include <vector>
 
-#if defined(__AVX512BF16__)
+// The bfloat16 loops need AVX512-BF16 (dot products, conversions) and AVX512-BW (16-bit masked
+// stores). Every CPU with the first has the second, but a compiler can be told of each separately.
+#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+#define LENET_BFLOAT16_LOOPS 1
 #include <immintrin.h>
 #endif
 
@@ -51,7 +54,7 @@ inline vec load(const uint16_t* p) {
 }
 // v rounded to bfloat16, as bits.
 inline half_bits bfloat16_bits(vec v) {
-#if defined(__AVX512BF16__)
+#if defined(LENET_BFLOAT16_LOOPS)
   return (half_bits)_mm512_cvtneps_pbh((__m512)v);
 #else
   const bits b = (bits)v;
@@ -79,7 +82,7 @@ inline void micro_kernel(int64_t depth, const Operand* a, int64_t a_row, int64_t
         for (int v = 0; v < V; ++v) acc[i][v] += s * column[v];
       }
     } else {
-#if defined(__AVX512BF16__)
+#if defined(LENET_BFLOAT16_LOOPS)
       __m512bh column[V];
       for (int v = 0; v < V; ++v) column[v] = (__m512bh)_mm512_loadu_si512(b + p * b_depth + v * kLanes);
       for (int i = 0; i < R; ++i) {
@@ -151,9 +154,11 @@ struct Geometry {
   }
 };
 
-// The transforms are compile-time constants, so that the compiler drops their zero entries and
-// multiplies by none of the +-1 ones: the input transform of F(4x4,5x5) takes 30 vector operations
-// per 8 values instead of 46 with runtime matrices. They come from the same Cook-Toom construction
+// The transforms work on one vector of channels at a time, held in vector registers (spilled to L1
+// where N*N vectors do not fit), with compile-time tile sizes so that every loop unrolls. Their
+// matrices are compile-time constants too, so that the compiler drops the zero entries and turns
+// the +-1 ones into additions: the input transform of F(4x4,5x5) takes 30 vector operations per 8
+// values instead of 46 with runtime matrices. They come from the same Cook-Toom construction
 // as pipeline/training/winograd.py, on the same points (listed again here: template code cannot read
 // Python), and the ops refuse any Bt and At attributes that differ from them
 // (lenet_winograd_transforms_match), so the two can never disagree silently.
@@ -323,7 +328,7 @@ struct Slots {
   void operator()(int64_t point, int64_t c, vec value) const { store(base + (point * kGroup + slot) * width + c, value); }
 };
 
-#if defined(__AVX512BF16__)
+#if defined(LENET_BFLOAT16_LOOPS)
 // PairedSlots: [n*n][kGroup / 2][width] bfloat16 pairs of tiles (uint32: slot 2j in the lower half,
 // 2j + 1 in the upper), the tile at ``slot`` rounded to bfloat16 into its half: the filter gradient's
 // operands, whose products pair up along the tiles. Written in place, without a float32 copy.
@@ -471,7 +476,7 @@ void filter_grad(const Geometry& g, int64_t images, int64_t channels, int64_t fi
   for (int64_t first = 0; first < tiles; first += kGroup) {
     const int64_t count = std::min(kGroup, tiles - first);
     if constexpr (std::is_same_v<Element, uint16_t>) {
-#if defined(__AVX512BF16__)
+#if defined(LENET_BFLOAT16_LOOPS)
       // Pairs of tiles: the products' depth is the group's tiles, so both operands pair up along it.
       uint32_t* v = reinterpret_cast<uint32_t*>(scratch);
       uint32_t* dm = v + N * N * (kGroup / 2) * channels;
@@ -612,7 +617,7 @@ void lenet_winograd_filter_transform_adjoint(int64_t r, int64_t n, int64_t chann
 }
 
 int lenet_winograd_bfloat16_compiled(void) {
-#if defined(__AVX512BF16__)
+#if defined(LENET_BFLOAT16_LOOPS)
   return 1;
 #else
   return 0;
