@@ -325,7 +325,9 @@ template <typename T>
 struct Slots {
   T* base;
   int64_t slot, width;
-  void operator()(int64_t point, int64_t c, vec value) const { store(base + (point * kGroup + slot) * width + c, value); }
+  void operator()(int64_t point, int64_t c, vec value) const {
+    store(base + (point * kGroup + slot) * width + c, value);
+  }
 };
 
 #if defined(LENET_BFLOAT16_LOOPS)
@@ -459,7 +461,8 @@ void forward(const Geometry& g, int64_t images, int64_t channels, int64_t filter
   const int64_t tiles = images * g.per_image;
   for (int64_t first = 0; first < tiles; first += kGroup) {
     const int64_t count = std::min(kGroup, tiles - first);
-    for (int64_t t = 0; t < count; ++t) transform_input<M, N>(g, channels, x, first + t, Slots<Element>{v, t, channels});
+    for (int64_t t = 0; t < count; ++t)
+      transform_input<M, N>(g, channels, x, first + t, Slots<Element>{v, t, channels});
     for (int64_t point = 0; point < N * N; ++point)
       matmul<6>(count, depth, filters, reinterpret_cast<const Operand*>(v + point * kGroup * channels), depth, 1,
                 static_cast<const Operand*>(u) + point * depth * filters, filters,
@@ -535,8 +538,8 @@ void sandwich(int64_t rows_out, int64_t rows_in, int64_t columns_out, int64_t co
 
 template <typename Element>
 void forward_any(int64_t images, int64_t height, int64_t width, int64_t channels, int64_t filters, int64_t m,
-                 int64_t n, const Element* x, const void* u, const float* bias,
-                 int relu, Element* y, float* scratch) {
+                 int64_t n, const Element* x, const void* u, const float* bias, int relu, Element* y,
+                 float* scratch) {
   const Geometry g(height, width, m, n);
   switch (m) {
     case 2: forward<2, 6>(g, images, channels, filters, x, u, bias, relu, y, scratch); break;
@@ -548,8 +551,7 @@ void forward_any(int64_t images, int64_t height, int64_t width, int64_t channels
 
 template <typename Element>
 void filter_grad_any(int64_t images, int64_t height, int64_t width, int64_t channels, int64_t filters, int64_t m,
-                     int64_t n, const Element* x, const Element* dy, float* du,
-                     float* db, float* scratch) {
+                     int64_t n, const Element* x, const Element* dy, float* du, float* db, float* scratch) {
   const Geometry g(height, width, m, n);
   switch (m) {
     case 2: filter_grad<2, 6>(g, images, channels, filters, x, dy, du, db, scratch); break;
@@ -625,26 +627,27 @@ int lenet_winograd_bfloat16_compiled(void) {
 }
 
 void lenet_winograd_forward(int64_t images, int64_t height, int64_t width, int64_t channels, int64_t filters,
-                            int64_t m, int64_t n, const float* x,
-                            const float* u, const float* bias, int relu, float* y, float* scratch) {
+                            int64_t m, int64_t n, const float* x, const float* u, const float* bias, int relu, float* y,
+                            float* scratch) {
   forward_any(images, height, width, channels, filters, m, n, x, u, bias, relu, y, scratch);
 }
 
 void lenet_winograd_filter_grad(int64_t images, int64_t height, int64_t width, int64_t channels,
-                                int64_t filters, int64_t m, int64_t n, const float* x, const float* dy, float* du, float* db, float* scratch) {
+                                int64_t filters, int64_t m, int64_t n, const float* x, const float* dy, float* du,
+                                float* db, float* scratch) {
   filter_grad_any(images, height, width, channels, filters, m, n, x, dy, du, db, scratch);
 }
 
 void lenet_winograd_forward_bfloat16(int64_t images, int64_t height, int64_t width, int64_t channels,
-                                     int64_t filters, int64_t m, int64_t n, const uint16_t* x, const uint32_t* u, const float* bias, int relu,
-                                     uint16_t* y, float* scratch) {
+                                     int64_t filters, int64_t m, int64_t n, const uint16_t* x, const uint32_t* u,
+                                     const float* bias, int relu, uint16_t* y, float* scratch) {
   if (lenet_winograd_bfloat16_compiled())
     forward_any(images, height, width, channels, filters, m, n, x, u, bias, relu, y, scratch);
 }
 
 void lenet_winograd_filter_grad_bfloat16(int64_t images, int64_t height, int64_t width, int64_t channels,
-                                         int64_t filters, int64_t m, int64_t n, const uint16_t* x, const uint16_t* dy, float* du, float* db,
-                                         float* scratch) {
+                                         int64_t filters, int64_t m, int64_t n, const uint16_t* x, const uint16_t* dy,
+                                         float* du, float* db, float* scratch) {
   if (lenet_winograd_bfloat16_compiled())
     filter_grad_any(images, height, width, channels, filters, m, n, x, dy, du, db, scratch);
 }

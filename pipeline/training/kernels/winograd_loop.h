@@ -47,26 +47,27 @@ void lenet_winograd_filter_transform_adjoint(int64_t r, int64_t n, int64_t chann
 // y[images][height][width][filters] = relu?(conv(x, filter) + bias) for ``images`` images, where
 // u [n*n][channels][filters] is the transformed filter (G g G^T per channel pair).
 void lenet_winograd_forward(int64_t images, int64_t height, int64_t width, int64_t channels,
-                            int64_t filters, int64_t m, int64_t n, const float* x, const float* u, const float* bias, int relu, float* y,
-                            float* scratch);
+                            int64_t filters, int64_t m, int64_t n, const float* x, const float* u, const float* bias,
+                            int relu, float* y, float* scratch);
 
 // du [n*n][channels][filters] += the gradient of the transformed filter for ``images`` images, from
 // the input x [images][height][width][channels] and the output gradient dy [...][filters], and
 // db [filters] += dy's sum (the bias gradient). Tiles are added in image order, then tile order, so
 // a fixed set of images gives the same sums.
 void lenet_winograd_filter_grad(int64_t images, int64_t height, int64_t width, int64_t channels,
-                                int64_t filters, int64_t m, int64_t n, const float* x, const float* dy, float* du, float* db, float* scratch);
+                                int64_t filters, int64_t m, int64_t n, const float* x, const float* dy, float* du,
+                                float* db, float* scratch);
 
 // lenet_winograd_forward on bfloat16 x and y, where u [n*n][channels / 2][filters] holds the
 // transformed filter's bfloat16 values in pairs of channels (2c in the lower half, 2c + 1 above).
 void lenet_winograd_forward_bfloat16(int64_t images, int64_t height, int64_t width, int64_t channels,
-                                     int64_t filters, int64_t m, int64_t n, const uint16_t* x, const uint32_t* u, const float* bias, int relu,
-                                     uint16_t* y, float* scratch);
+                                     int64_t filters, int64_t m, int64_t n, const uint16_t* x, const uint32_t* u,
+                                     const float* bias, int relu, uint16_t* y, float* scratch);
 
 // lenet_winograd_filter_grad on bfloat16 x and dy; du and db stay float32.
 void lenet_winograd_filter_grad_bfloat16(int64_t images, int64_t height, int64_t width, int64_t channels,
-                                         int64_t filters, int64_t m, int64_t n, const uint16_t* x, const uint16_t* dy, float* du, float* db,
-                                         float* scratch);
+                                         int64_t filters, int64_t m, int64_t n, const uint16_t* x, const uint16_t* dy,
+                                         float* du, float* db, float* scratch);
 }
 
 #endif  // LENET_WINOGRAD_LOOP_H_

@@ -6,9 +6,9 @@
 //
 // pipeline/training/winograd.py passes the transform matrices Bt, At and G as attributes. The loops
 // have Bt and At compiled in (winograd_loop.cc derives them from the same points), so the ops refuse
-// any others. The input gradient of a SAME convolution with an odd
-// filter is the same convolution of the output gradient with the filter rotated by 180 degrees and
-// its channels swapped, so WinogradConv2D serves both the forward pass and the input gradient.
+// any others. The input gradient of a SAME convolution with an odd filter is the same convolution
+// of the output gradient with the filter rotated by 180 degrees and its channels swapped, so
+// WinogradConv2D serves both the forward pass and the input gradient.
 // Work is split over images; the filter gradient adds fixed chunks of images in chunk order, so
 // its sums do not depend on the number of threads (exact resume).
 #include <algorithm>
@@ -42,28 +42,26 @@ inline float* elements(Tensor* t, float) { return t->flat<float>().data(); }
 inline uint16_t* elements(Tensor* t, bfloat16) { return reinterpret_cast<uint16_t*>(t->flat<bfloat16>().data()); }
 
 inline void forward(int64_t images, int64_t height, int64_t width, int64_t channels, int64_t filters, int64_t m,
-                    int64_t n, const float* x, const Tensor& u, const float* bias,
-                    int relu, float* y, float* scratch) {
+                    int64_t n, const float* x, const Tensor& u, const float* bias, int relu, float* y,
+                    float* scratch) {
   lenet_winograd_forward(images, height, width, channels, filters, m, n, x, u.flat<float>().data(), bias,
                          relu, y, scratch);
 }
 inline void forward(int64_t images, int64_t height, int64_t width, int64_t channels, int64_t filters, int64_t m,
-                    int64_t n, const uint16_t* x, const Tensor& u,
-                    const float* bias, int relu, uint16_t* y, float* scratch) {
+                    int64_t n, const uint16_t* x, const Tensor& u, const float* bias, int relu, uint16_t* y,
+                    float* scratch) {
   lenet_winograd_forward_bfloat16(images, height, width, channels, filters, m, n, x,
                                   reinterpret_cast<const uint32_t*>(u.flat<bfloat16>().data()), bias, relu, y,
                                   scratch);
 }
 inline void filter_grad(int64_t images, int64_t height, int64_t width, int64_t channels, int64_t filters, int64_t m,
-                        int64_t n, const float* x, const float* dy, float* du,
-                        float* db, float* scratch) {
+                        int64_t n, const float* x, const float* dy, float* du, float* db, float* scratch) {
   lenet_winograd_filter_grad(images, height, width, channels, filters, m, n, x, dy, du, db, scratch);
 }
 inline void filter_grad(int64_t images, int64_t height, int64_t width, int64_t channels, int64_t filters, int64_t m,
-                        int64_t n, const uint16_t* x, const uint16_t* dy,
-                        float* du, float* db, float* scratch) {
-  lenet_winograd_filter_grad_bfloat16(images, height, width, channels, filters, m, n, x, dy, du, db,
-                                      scratch);
+                        int64_t n, const uint16_t* x, const uint16_t* dy, float* du, float* db,
+                        float* scratch) {
+  lenet_winograd_filter_grad_bfloat16(images, height, width, channels, filters, m, n, x, dy, du, db, scratch);
 }
 
 constexpr int64_t kImagesPerChunk = 8;
@@ -150,8 +148,8 @@ class WinogradConv2DOp : public WinogradOpBase<T> {
     const int64_t image_in = height * width * channels, image_out = height * width * filters;
     auto run_images = [&](int64_t first, int64_t last) {
       std::unique_ptr<float[]> scratch(new float[scratch_size]);  // every value is written before it is read
-      forward(last - first, height, width, channels, filters, m_, n_, 
-              xs + first * image_in, u, bs, relu_, ys + first * image_out, scratch.get());
+      forward(last - first, height, width, channels, filters, m_, n_, xs + first * image_in, u, bs, relu_,
+              ys + first * image_out, scratch.get());
     };
     const int64_t cost = image_out * channels * n_ * n_ / (m_ * m_) * 2;
     ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(images, cost, run_images);
@@ -216,8 +214,8 @@ class WinogradFilterGradOp : public WinogradOpBase<T> {
         const int64_t start = chunk * kImagesPerChunk, count = std::min(kImagesPerChunk, images - start);
         float* sums = partial.get() + chunk * size;
         std::fill(sums, sums + size, 0.f);
-        filter_grad(count, height, width, channels, filters, m_, n_, 
-                    xs + start * image_in, dys + start * image_out, sums, sums + size - filters, scratch.get());
+        filter_grad(count, height, width, channels, filters, m_, n_, xs + start * image_in, dys + start * image_out,
+                    sums, sums + size - filters, scratch.get());
       }
     };
     auto workers = ctx->device()->tensorflow_cpu_worker_threads()->workers;
