@@ -23,14 +23,14 @@ from pipeline.training.winograd_training import WinogradTraining
 
 # The largest error of each pass against the float64 direct convolution, relative to the largest
 # magnitude of the exact result. docs/benchmarks.md gives the measured values at conv2's shape
-# (F(4x4,5x5), the one training uses: 5.6e-6, 6.2e-6, 8.5e-6; F(2x2,5x5)'s filter gradient up to
-# 2.3e-5; TensorFlow's direct float32 convolution about 3e-7): float32 rounding times the
-# transforms' growth, far below what training can see.
+# (F(4x4,5x5), the one training uses: 4.9e-6, 7.0e-6, 8.8e-6; F(2x2,5x5)'s filter gradient 1.3e-5;
+# oneDNN's direct float32 convolution 0.7e-6 to 1.5e-6): float32 rounding times the transforms'
+# growth, far below what training can see.
 FLOAT32_BOUND = 5e-5
 # In bfloat16 the transformed operands are rounded to 8 significant bits before they are
-# multiplied: measured at conv2's shape 6.1e-2 to 6.8e-2 of the largest exact value (4.3e-2 to
-# 4.5e-2 of its RMS), against 2.9e-3 for oneDNN's direct bfloat16 convolution (docs/benchmarks.md).
-# A wrong pairing of channels or tiles gives errors of order 1.
+# multiplied: measured at conv2's shape 6.1e-2 to 7.5e-2 of the largest exact value (3.7e-2 to
+# 4.4e-2 of its RMS), against 2.8e-3 to 3.8e-3 for oneDNN's direct bfloat16 convolution
+# (docs/benchmarks.md). A wrong pairing of channels or tiles gives errors of order 1.
 BFLOAT16_BOUND = 1e-1
 # The bfloat16 loops need AVX512-BF16. On a CPU without it, each bfloat16 test checks instead that
 # the ops (or the training) refuse with one line naming the alternatives.
