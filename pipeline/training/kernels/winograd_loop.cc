@@ -566,11 +566,9 @@ void filter_grad_any(int64_t images, int64_t height, int64_t width, int64_t chan
 extern "C" {
 
 int64_t lenet_winograd_scratch(int64_t m, int64_t n, int64_t channels, int64_t filters) {
+  // The forward pass's transformed input and float32 products; the bfloat16 filter gradient's tile
+  // pairs take half of that.
   return n * n * kGroup * (channels + filters);
-}
-
-int64_t lenet_winograd_bfloat16_scratch(int64_t m, int64_t n, int64_t channels, int64_t filters) {
-  return n * n * kGroup * (channels + filters);  // the forward pass's float32 products need the most
 }
 
 int lenet_winograd_transforms_match(int64_t m, int64_t n, const float* bt, const float* at) {

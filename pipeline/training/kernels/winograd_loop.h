@@ -15,11 +15,8 @@
 
 extern "C" {
 
-// Floats of scratch that the two functions below need.
+// Floats of scratch that the forward and filter-gradient functions below need, float32 or bfloat16.
 int64_t lenet_winograd_scratch(int64_t m, int64_t n, int64_t channels, int64_t filters);
-
-// Floats of scratch that the bfloat16 functions need.
-int64_t lenet_winograd_bfloat16_scratch(int64_t m, int64_t n, int64_t channels, int64_t filters);
 
 // Whether the bfloat16 functions were compiled in (the compiler targets AVX512-BF16); without it
 // they do nothing.

@@ -76,26 +76,22 @@ class WinogradOpBase : public OpKernel {
                     "the bfloat16 Winograd kernels were not compiled in: they need a CPU with AVX512-BF16 and a "
                     "compiler that targets it (use kernels fused or stock)"));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("m", &m_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("bt", &bt_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("at", &at_));
-    n_ = static_cast<int64_t>(at_.size()) / std::max<int64_t>(m_, 1);
-    OP_REQUIRES(ctx, m_ >= 1 && n_ > m_ && (n_ - m_) % 2 == 0 && static_cast<int64_t>(at_.size()) == m_ * n_ &&
-                         static_cast<int64_t>(bt_.size()) == n_ * n_,
+    std::vector<float> bt, at;  // checked against the compiled transforms, then not needed
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("bt", &bt));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("at", &at));
+    n_ = static_cast<int64_t>(at.size()) / std::max<int64_t>(m_, 1);
+    OP_REQUIRES(ctx, m_ >= 1 && n_ > m_ && (n_ - m_) % 2 == 0 && static_cast<int64_t>(at.size()) == m_ * n_ &&
+                         static_cast<int64_t>(bt.size()) == n_ * n_,
                 InvalidArgument("at must be m x n and bt n x n with n - m even, got m = ", m_, ", ",
-                                at_.size(), " and ", bt_.size(), " values"));
-    OP_REQUIRES(ctx, lenet_winograd_transforms_match(m_, n_, bt_.data(), at_.data()),
+                                at.size(), " and ", bt.size(), " values"));
+    OP_REQUIRES(ctx, lenet_winograd_transforms_match(m_, n_, bt.data(), at.data()),
                 InvalidArgument("bt and at are not the transforms compiled in for F(", m_, "x", m_,
                                 ",5x5): rebuild the ops from the same sources as pipeline/training/winograd.py"));
   }
 
  protected:
   static bool whole_vectors(int64_t channels) { return channels > 0 && channels % 16 == 0; }
-  static int64_t scratch_size(int64_t m, int64_t n, int64_t channels, int64_t filters) {
-    return std::is_same_v<T, float> ? lenet_winograd_scratch(m, n, channels, filters)
-                                    : lenet_winograd_bfloat16_scratch(m, n, channels, filters);
-  }
   int64_t m_, n_;
-  std::vector<float> bt_, at_;
 };
 
 // u is [n*n, C, K] in float32; in bfloat16 [n*n, C / 2, K, 2], channel pairs innermost.
@@ -144,7 +140,7 @@ class WinogradConv2DOp : public WinogradOpBase<T> {
     const auto* xs = elements(x, T());
     const float* bs = bias.NumElements() ? bias.flat<float>().data() : nullptr;
     auto* ys = elements(y, T());
-    const int64_t scratch_size = this->scratch_size(m_, n_, channels, filters);
+    const int64_t scratch_size = lenet_winograd_scratch(m_, n_, channels, filters);
     const int64_t image_in = height * width * channels, image_out = height * width * filters;
     auto run_images = [&](int64_t first, int64_t last) {
       std::unique_ptr<float[]> scratch(new float[scratch_size]);  // every value is written before it is read
@@ -206,7 +202,7 @@ class WinogradFilterGradOp : public WinogradOpBase<T> {
     std::unique_ptr<float[]> partial(new float[chunks * size]);
     const auto* xs = elements(x, T());
     const auto* dys = elements(dy, T());
-    const int64_t scratch_size = this->scratch_size(m_, n_, channels, filters);
+    const int64_t scratch_size = lenet_winograd_scratch(m_, n_, channels, filters);
     const int64_t image_in = height * width * channels, image_out = height * width * filters;
     auto run_chunks = [&](int64_t first, int64_t last) {
       std::unique_ptr<float[]> scratch(new float[scratch_size]);  // every value is written before it is read
