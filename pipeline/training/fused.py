@@ -15,9 +15,12 @@ arithmetic warrants:
 - conv2's ReluGrad (Eigen, slow in bfloat16) and MaxPoolGrad: ``ReluPoolGrad`` does both in one
   pass, exactly (routing only copies values); oneDNN's own ops then take conv2's gradients.
 - With ``kernels = winograd`` (CPUs with AVX512-BF16), conv2's three passes run in the Winograd
-  domain instead (pipeline/training/winograd.py), in bfloat16 with float32 sums.
+  domain instead (pipeline/training/winograd.py), in bfloat16 with float32 sums, and conv1's
+  forward pass, ReLU and pool are ``ConvReluPool`` (one pass per image, AVX512-BF16's pair
+  products) instead of oneDNN's convolution and max pool.
 
-The forward pass is the model's own layers and values; only the gradient and update paths change.
+The forward pass is the model's own layers and values (with ``winograd``, conv1's and conv2's sums
+in another order); only how the passes are computed changes.
 """
 
 import logging
@@ -124,10 +127,13 @@ def _conv_relu_pool(x, conv, backward):
     return block(x, conv.kernel.value, conv.bias.value)
 
 
-def first_block(ops, x, conv):
+def first_block(ops, x, conv, compiled_forward: bool = False):
     """conv -> ReLU -> pool on the input data, with ConvReluPoolFilterGrad as its whole backward pass.
 
-    For a one-channel first layer (conv1) in bfloat16 or float32; the input is data, so it gets no gradient.
+    For a one-channel first layer (conv1) in bfloat16 or float32; the input is data, so it gets no
+    gradient. With ``compiled_forward`` (and 16k channels), the forward pass is ConvReluPool: the
+    activations and the pooled output in one pass per image instead of oneDNN's convolution and
+    max pool (the same values up to the sums' order).
     """
 
     def backward(x, kernel, bias, activations, pool_gradient):
@@ -135,7 +141,19 @@ def first_block(ops, x, conv):
             x, activations, pool_gradient, k=conv.kernel.shape[0])
         return None, kernel_gradient, bias_gradient
 
-    return _conv_relu_pool(x, conv, backward)
+    if not (compiled_forward and conv.kernel.shape[3] % 16 == 0):
+        return _conv_relu_pool(x, conv, backward)
+
+    @tf.custom_gradient
+    def block(x, kernel, bias):
+        activations, pooled = ops.conv_relu_pool(x, kernel, bias)
+
+        def gradient(pool_gradient):
+            return backward(x, kernel, bias, activations, tf.cast(pool_gradient, x.dtype))
+
+        return pooled, gradient
+
+    return block(x, conv.kernel.value, conv.bias.value)
 
 
 class FusedTraining:
@@ -209,7 +227,7 @@ class FusedTraining:
         h = x
         for layer in self.before_conv:
             h = layer(h, training=True)
-        h = first_block(self.ops, h, self.conv)
+        h = first_block(self.ops, h, self.conv, compiled_forward=self.winograd is not None)
         for layer in self.between:
             if id(layer) in self.winograd_blocks:
                 h = self.winograd.conv_relu_pool(h, layer.kernel.value, layer.bias.value)

@@ -6,7 +6,8 @@
   (pipeline/training/winograd.py), its bias and ReLU inside the forward op.
 - Each conv -> ReLU -> 2x2 max pool block's ReLU and pool gradient is one pass (ReluPoolGrad, in
   float32: exact, routing only copies values) instead of ReluGrad and MaxPoolGrad.
-- conv1 (one input channel) keeps oneDNN's forward pass; its whole backward pass is
+- conv1 (one input channel): its forward pass, ReLU and pool are ConvReluPool (one pass per image
+  instead of oneDNN's convolution and max pool); its whole backward pass is
   ConvReluPoolFilterGrad in float32 (the stock filter gradient's sums in another order).
 - fc1's 3136x512 kernel, which the stock ops pass over four times a step (the L2 term's multiply,
   the gradient sum, the L2 loss, the momentum update), is stepped by FusedMomentumL2 in one pass
@@ -115,7 +116,7 @@ class WinogradTraining:
             if how == "winograd_pool":
                 h = self.conv.conv_relu_pool(h, layer.kernel.value, layer.bias.value)
             elif how == "first_pool":
-                h = first_block(self.ops, h, layer)
+                h = first_block(self.ops, h, layer, compiled_forward=True)
             elif how == "winograd":
                 h = self.conv.conv(h, layer.kernel.value, layer.bias.value, relu=True)
             else:

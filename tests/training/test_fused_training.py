@@ -179,6 +179,37 @@ def test_first_block_gradient_is_the_exact_sum_to_float32_rounding(image, channe
 
 
 @pytest.mark.parametrize("dtype", [tf.bfloat16, tf.float32], ids=["bfloat16", "float32"])
+@pytest.mark.parametrize("image, channels, k", [((28, 28), 32, 5), ((7, 9), 48, 5), ((9, 11), 16, 3)],
+                         ids=["model-shape", "odd-size-16-channel-tail", "odd-size-general-path"])
+def test_first_block_forward_is_the_convolution_and_its_pool(image, channels, k, dtype):
+    """ConvReluPool against a float64 convolution of the same (rounded) operands: the sums within
+    float32 rounding, the activations within one rounding to the dtype, the pool exactly theirs."""
+    rng = np.random.default_rng(7)
+    x = tf.cast(rng.uniform(0, 1, (3, *image, 1)), dtype)
+    kernel = rng.normal(0, 0.3, (k, k, 1, channels)).astype(np.float32)
+    bias = rng.normal(0, 0.1, channels).astype(np.float32)
+    if dtype == tf.bfloat16 and "avx512_bf16" not in cpu_flags():
+        with pytest.raises(tf.errors.UnimplementedError, match="AVX512-BF16.*kernels fused or stock"):
+            native.ops().conv_relu_pool(x, kernel, bias)
+        return
+    activations, pooled = native.ops().conv_relu_pool(x, kernel, bias)
+    as_float64 = lambda t: tf.cast(tf.cast(t, dtype), tf.float64)  # the operands as the op rounds them
+    exact = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(as_float64(x), as_float64(kernel), 1, "SAME"),
+                                      as_float64(bias))).numpy()
+    rounding = 2.0 ** -8 if dtype == tf.bfloat16 else 2.0 ** -23
+    np.testing.assert_allclose(tf.cast(activations, tf.float64).numpy(), exact, rtol=rounding,
+                               atol=1e-6 * np.abs(exact).max())
+    np.testing.assert_array_equal(tf.cast(pooled, tf.float32), tf.cast(tf.nn.max_pool2d(activations, 2, 2, "SAME"),
+                                                                        tf.float32))
+
+
+def test_first_block_forward_refuses_channels_that_are_not_whole_vectors():
+    x = tf.zeros((1, 8, 8, 1))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"C a multiple of 16.*\[5,5,1,8\]"):
+        native.ops().conv_relu_pool(x, np.zeros((5, 5, 1, 8), np.float32), np.zeros(8, np.float32))
+
+
+@pytest.mark.parametrize("dtype", [tf.bfloat16, tf.float32], ids=["bfloat16", "float32"])
 @pytest.mark.parametrize("image, channels", [((14, 14), 64), ((14, 14), 32), ((9, 11), 8)],
                          ids=["conv2-shape", "32-channels", "odd-size-general-path"])
 def test_relu_pool_gradient_equals_tensorflows(image, channels, dtype):

@@ -1,9 +1,13 @@
-// The per-image loops of ConvReluPoolFilterGrad and ReluPoolGrad (see conv_relu_pool_loop.h).
+// The per-image loops of ConvReluPool, ConvReluPoolFilterGrad and ReluPoolGrad (see
+// conv_relu_pool_loop.h).
 //
 // Channels are the innermost dimension everywhere, so the inner loops run over contiguous
 // channels and vectorise; for the model's own shape (32 channels, 5x5) the sizes are
 // compile-time constants so that the accumulators stay in registers. Other shapes take a plain
-// loop that is slower but gives the same sums.
+// loop that is slower but gives the same sums. The forward pass keeps a block of output pixels'
+// sums for 16 or 32 channels in vector registers and goes through the taps (in bfloat16, pairs of
+// a kernel row's taps: one dot-product instruction multiplies both), then pools the finished
+// image while it is still in cache.
 #include "conv_relu_pool_loop.h"
 
 #include <algorithm>
@@ -11,6 +15,7 @@
 #include <type_traits>
 
 #include "bfloat16_bits.h"
+#include "products.h"
 
 namespace {
 
@@ -23,6 +28,7 @@ inline float to_float(uint32_t bits) {
   std::memcpy(&f, &bits, sizeof f);
   return f;
 }
+inline float to_float(float value) { return value; }
 
 // The routed gradient as the caller stores it: float32 for the filter-gradient sums, or the bits
 // unchanged (routing only copies values, so an output in the input's type is exact).
@@ -182,9 +188,195 @@ void relu_pool_grad(int64_t height, int64_t width, int64_t channels, const T* y,
   }
 }
 
+// Output pixels of a row whose sums one register block holds: with two vectors of channels, 16
+// sums and the 5x5 kernel's row of taps (10 vectors, 6 in pairs) fit AVX-512's 32 registers; AVX2's
+// 16 take one vector of channels.
+constexpr int64_t kPixels = 8;
+constexpr int kVectors = kLanes == 16 ? 2 : 1;
+
+// The padded image's width: room for whole pixel blocks, the taps and a bfloat16 pair's overrun.
+inline int64_t padded_width(int64_t width, int64_t k) { return (width + kPixels - 1) / kPixels * kPixels + k; }
+
+// One kernel row's contribution to a block of kPixels output pixels, V vectors of channels each:
+// every input value of the row is broadcast once and multiplied with each tap it meets. Element
+// float: taps[K][V] vectors; uint16_t (bfloat16): taps[(K + 1) / 2][V] pairs of taps, and each
+// broadcast is the pair of pixels under a pair of taps (one dot-product instruction for both).
+template <int K, int V, typename Element, typename Taps>
+inline void add_kernel_row(const Element* row,
+                           const Taps (&taps)[(std::is_same_v<Element, float> ? K : (K + 1) / 2)][V],
+                           vec (&acc)[kPixels][V]) {
+  if constexpr (std::is_same_v<Element, float>) {
+#pragma GCC unroll 32
+    for (int o = 0; o < kPixels + K - 1; ++o) {
+      const float pixel = row[o];
+#pragma GCC unroll 8
+      for (int s = 0; s < K; ++s) {
+        const int p = o - s;
+        if (p >= 0 && p < kPixels)
+          for (int v = 0; v < V; ++v) acc[p][v] += pixel * taps[s][v];
+      }
+    }
+  } else {
+#if defined(LENET_BFLOAT16_LOOPS)
+    constexpr int kSteps = (K + 1) / 2;
+#pragma GCC unroll 32
+    for (int o = 0; o < kPixels + 2 * kSteps - 2; ++o) {
+      uint32_t pixels;  // row[o] and row[o + 1]: under taps 2j and 2j + 1 for pixel o - 2j
+      std::memcpy(&pixels, row + o, sizeof pixels);
+      const __m512bh pair = (__m512bh)_mm512_set1_epi32(static_cast<int>(pixels));
+#pragma GCC unroll 8
+      for (int j = 0; j < kSteps; ++j) {
+        const int p = o - 2 * j;
+        if (p >= 0 && p < kPixels)
+          for (int v = 0; v < V; ++v) acc[p][v] = _mm512_dpbf16_ps(acc[p][v], pair, (__m512bh)taps[j][v]);
+      }
+    }
+#endif
+  }
+}
+
+// y's channels [first, first + V vectors) for one image: relu(sums + bias), the sums over the
+// padded image's K x K taps. Element float: kernel is float [K][K][channels]; uint16_t (bfloat16):
+// kernel is uint32_t pairs [K][(K + 1) / 2][channels].
+template <int K, int V, typename Element>
+void conv_relu_channels(int64_t height, int64_t width, int64_t channels, int64_t first, const Element* padded,
+                        const void* kernel, const float* bias, Element* y) {
+  constexpr bool pairs = std::is_same_v<Element, uint16_t>;
+  constexpr int kSteps = pairs ? (K + 1) / 2 : K;
+  typedef std::conditional_t<pairs, bits, vec> Taps;  // bfloat16 pairs as their bits
+  const int64_t stride = padded_width(width, K);
+  vec b[V];
+  for (int v = 0; v < V; ++v) b[v] = load(bias + first + v * kLanes);
+  for (int64_t h = 0; h < height; ++h) {
+    for (int64_t w = 0; w < width; w += kPixels) {
+      vec acc[kPixels][V] = {};
+      for (int kh = 0; kh < K; ++kh) {
+        Taps taps[kSteps][V];
+        for (int s = 0; s < kSteps; ++s)
+          for (int v = 0; v < V; ++v) {
+            const int64_t at = (kh * kSteps + s) * channels + first + v * kLanes;
+            if constexpr (pairs) {
+              taps[s][v] = *reinterpret_cast<const bits_unaligned*>(static_cast<const uint32_t*>(kernel) + at);
+            } else {
+              taps[s][v] = load(static_cast<const float*>(kernel) + at);
+            }
+          }
+        add_kernel_row<K, V, Element>(padded + (h + kh) * stride + w, taps, acc);
+      }
+      for (int64_t p = 0; p < std::min(kPixels, width - w); ++p)
+        for (int v = 0; v < V; ++v) {
+          const vec sum = acc[p][v] + b[v];
+          store(y + (h * width + w + p) * channels + first + v * kLanes, sum > vec{} ? sum : vec{});
+        }
+    }
+  }
+}
+
+// conv_relu_channels for any other odd k and all channels, one value at a time (in bfloat16 one
+// product at a time): slower, for shapes other than the model's.
+template <typename Element>
+void conv_relu_any(int64_t height, int64_t width, int64_t channels, int64_t k, const Element* padded,
+                   const void* kernel, const float* bias, Element* y) {
+  constexpr bool pairs = std::is_same_v<Element, uint16_t>;
+  const int64_t stride = padded_width(width, k), steps = pairs ? (k + 1) / 2 : k;
+  for (int64_t h = 0; h < height; ++h)
+    for (int64_t w = 0; w < width; ++w)
+      for (int64_t c = 0; c < channels; ++c) {
+        float sum = 0.f;
+        for (int64_t kh = 0; kh < k; ++kh)
+          for (int64_t kw = 0; kw < k; ++kw) {
+            float tap;
+            if constexpr (pairs) {
+              const uint32_t pair = static_cast<const uint32_t*>(kernel)[(kh * steps + kw / 2) * channels + c];
+              tap = to_float(static_cast<uint16_t>(kw % 2 ? pair >> 16 : pair & 0xffffu));
+            } else {
+              tap = static_cast<const float*>(kernel)[(kh * k + kw) * channels + c];
+            }
+            sum += to_float(padded[(h + kh) * stride + w + kw]) * tap;
+          }
+        sum += bias[c];
+        const float value = sum > 0.f ? sum : 0.f;
+        if constexpr (pairs) {
+          y[(h * width + w) * channels + c] = lenet::float_to_bf16(value);
+        } else {
+          y[(h * width + w) * channels + c] = value;
+        }
+      }
+}
+
+// pooled = max_pool(y, 2x2, stride 2, SAME): the largest value of each window (bfloat16 values are
+// exact in float32, so the maxima are y's own values).
+template <typename Element>
+void max_pool(int64_t height, int64_t width, int64_t channels, const Element* y, Element* pooled) {
+  const int64_t pooled_height = (height + 1) / 2, pooled_width = (width + 1) / 2;
+  for (int64_t i = 0; i < pooled_height; ++i)
+    for (int64_t j = 0; j < pooled_width; ++j)
+      for (int64_t c = 0; c < channels; c += kLanes) {
+        const Element* corner = y + (2 * i * width + 2 * j) * channels + c;
+        vec best = load(corner);
+        if (2 * i + 1 < height && 2 * j + 1 < width) {  // a whole window
+          for (const Element* at : {corner + channels, corner + width * channels, corner + (width + 1) * channels}) {
+            const vec value = load(at);
+            best = value > best ? value : best;
+          }
+        } else {
+          for (int64_t h = 2 * i; h < std::min(2 * i + 2, height); ++h)
+            for (int64_t w = 2 * j; w < std::min(2 * j + 2, width); ++w) {
+              const vec value = load(y + (h * width + w) * channels + c);
+              best = value > best ? value : best;
+            }
+        }
+        store(pooled + (i * pooled_width + j) * channels + c, best);
+      }
+}
+
+template <typename Element>
+void conv_relu_pool_forward(int64_t height, int64_t width, int64_t channels, int64_t k, const Element* x,
+                            const void* kernel, const float* bias, Element* y, Element* pooled, float* scratch) {
+  const int64_t pad = (k - 1) / 2, stride = padded_width(width, k);
+  Element* padded = reinterpret_cast<Element*>(scratch);
+  std::fill(padded, padded + (height + k - 1) * stride, Element(0));
+  for (int64_t h = 0; h < height; ++h) std::copy(x + h * width, x + (h + 1) * width, padded + (h + pad) * stride + pad);
+  if (k == 5) {  // the model's first layer
+    int64_t first = 0;
+    for (; first + kVectors * kLanes <= channels; first += kVectors * kLanes)
+      conv_relu_channels<5, kVectors>(height, width, channels, first, padded, kernel, bias, y);
+    for (; first < channels; first += kLanes)
+      conv_relu_channels<5, 1>(height, width, channels, first, padded, kernel, bias, y);
+  } else {
+    conv_relu_any(height, width, channels, k, padded, kernel, bias, y);
+  }
+  max_pool(height, width, channels, y, pooled);
+}
 }  // namespace
 
 extern "C" {
+
+int64_t lenet_conv_relu_pool_forward_scratch(int64_t height, int64_t width, int64_t k) {
+  return (height + k - 1) * padded_width(width, k);  // floats: room for either element type
+}
+
+int lenet_conv_relu_pool_forward_bfloat16_compiled(void) {
+#if defined(LENET_BFLOAT16_LOOPS)
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+void lenet_conv_relu_pool_forward(int64_t height, int64_t width, int64_t channels, int64_t k, const uint16_t* x,
+                                  const uint32_t* kernel_pairs, const float* bias, uint16_t* y, uint16_t* pooled,
+                                  float* scratch) {
+#if defined(LENET_BFLOAT16_LOOPS)
+  conv_relu_pool_forward(height, width, channels, k, x, kernel_pairs, bias, y, pooled, scratch);
+#endif
+}
+
+void lenet_conv_relu_pool_forward_f32(int64_t height, int64_t width, int64_t channels, int64_t k, const float* x,
+                                      const float* kernel, const float* bias, float* y, float* pooled,
+                                      float* scratch) {
+  conv_relu_pool_forward(height, width, channels, k, x, kernel, bias, y, pooled, scratch);
+}
 
 void lenet_conv_relu_pool_filter_grad(int64_t height, int64_t width, int64_t channels, int64_t k, const uint16_t* x,
                                       const uint16_t* y, const uint16_t* pool_grad, float* kernel_grad,

@@ -1,11 +1,33 @@
-// The arithmetic of ConvReluPoolFilterGrad and ReluPoolGrad, free of TensorFlow headers
-// (compiled -march=native).
+// The arithmetic of ConvReluPool, ConvReluPoolFilterGrad and ReluPoolGrad, free of TensorFlow
+// headers (compiled -march=native).
 #ifndef LENET_CONV_RELU_POOL_LOOP_H_
 #define LENET_CONV_RELU_POOL_LOOP_H_
 
 #include <cstdint>
 
 extern "C" {
+
+// Floats of scratch that the forward functions below need for one image.
+int64_t lenet_conv_relu_pool_forward_scratch(int64_t height, int64_t width, int64_t k);
+
+// Whether lenet_conv_relu_pool_forward was compiled in (the compiler targets AVX512-BF16).
+int lenet_conv_relu_pool_forward_bfloat16_compiled(void);
+
+// One image's forward pass of the block below (one input channel, channels a multiple of 16):
+// y [height][width][channels] = relu(conv2d(x, kernel, stride 1, SAME) + bias) and
+// pooled [ceil(height/2)][ceil(width/2)][channels] = max_pool(y, 2x2, stride 2, SAME).
+// x, y and pooled are bfloat16 bits; kernel_pairs [k][(k + 1) / 2][channels] holds each kernel
+// row's taps 2j and 2j + 1 as a bfloat16 pair (the lower half first; an odd row's last tap with
+// zero); bias holds bfloat16 values as float32. Each sum is float32 (AVX512-BF16's pair products,
+// exact for bfloat16 operands), the bias added last, then ReLU and rounding to bfloat16.
+void lenet_conv_relu_pool_forward(int64_t height, int64_t width, int64_t channels, int64_t k, const uint16_t* x,
+                                  const uint32_t* kernel_pairs, const float* bias, uint16_t* y, uint16_t* pooled,
+                                  float* scratch);
+
+// The same in float32, kernel [k][k][channels].
+void lenet_conv_relu_pool_forward_f32(int64_t height, int64_t width, int64_t channels, int64_t k, const float* x,
+                                      const float* kernel, const float* bias, float* y, float* pooled,
+                                      float* scratch);
 
 // Adds one image's filter and bias gradients into kernel_grad [k][k][channels] and
 // bias_grad [channels] (float32, accumulated), for the block

@@ -1,5 +1,11 @@
-// ConvReluPoolFilterGrad: the backward pass of conv (one input channel) -> ReLU -> 2x2 max pool.
+// ConvReluPool: the forward pass of conv (one input channel) -> ReLU -> 2x2 max pool, returning the
+// activations (what the backward pass reads) and the pooled output.
+// ConvReluPoolFilterGrad: the backward pass of that block.
 // ReluPoolGrad (below): the ReLU and max-pool part of that backward pass alone, for later layers.
+//
+// oneDNN's forward convolution for one input channel ran at about a tenth of the CPU's matmul rate
+// here, and its max pool passed over the activations again; ConvReluPool computes each image's
+// activations in registers and pools them while they are in cache.
 //
 // For the model's first layer oneDNN's filter-gradient kernel is slow (one input channel gives
 // its matrix units almost nothing to do), and ReluGrad and MaxPoolGrad each pass over the full
@@ -11,6 +17,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "bfloat16_bits.h"
 #include "conv_relu_pool_loop.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -57,6 +64,116 @@ struct Bits<float> {
   static constexpr auto filter_grad = lenet_conv_relu_pool_filter_grad_f32;
   static constexpr auto relu_pool_grad = lenet_relu_pool_grad_f32;
 };
+
+REGISTER_OP("ConvReluPool")
+    .Input("x: T")
+    .Input("kernel: float")
+    .Input("bias: float")
+    .Attr("T: {bfloat16, float}")
+    .Output("y: T")
+    .Output("pooled: T")
+    .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
+      auto x = c->input(0);
+      auto channels = c->Dim(c->input(1), 3);
+      tensorflow::shape_inference::DimensionHandle height, width;
+      TF_RETURN_IF_ERROR(c->Add(c->Dim(x, 1), 1, &height));
+      TF_RETURN_IF_ERROR(c->Divide(height, 2, false, &height));
+      TF_RETURN_IF_ERROR(c->Add(c->Dim(x, 2), 1, &width));
+      TF_RETURN_IF_ERROR(c->Divide(width, 2, false, &width));
+      c->set_output(0, c->MakeShape({c->Dim(x, 0), c->Dim(x, 1), c->Dim(x, 2), channels}));
+      c->set_output(1, c->MakeShape({c->Dim(x, 0), height, width, channels}));
+      return tensorflow::OkStatus();
+    });
+
+// The kernel and bias as the loops take them for T: in bfloat16, rounded like tf.cast, the kernel
+// rows' taps in pairs.
+template <typename T>
+struct ForwardOperands;
+template <>
+struct ForwardOperands<tensorflow::bfloat16> {
+  static bool compiled() { return lenet_conv_relu_pool_forward_bfloat16_compiled(); }
+  static std::vector<uint32_t> kernel(const float* kernel, int64_t k, int64_t channels) {
+    const int64_t steps = (k + 1) / 2;
+    std::vector<uint32_t> pairs(k * steps * channels, 0u);
+    for (int64_t kh = 0; kh < k; ++kh)
+      for (int64_t kw = 0; kw < k; ++kw)
+        for (int64_t c = 0; c < channels; ++c)
+          pairs[(kh * steps + kw / 2) * channels + c] |=
+              static_cast<uint32_t>(float_to_bf16(kernel[(kh * k + kw) * channels + c])) << (kw % 2 ? 16 : 0);
+    return pairs;
+  }
+  static float bias(float value) { return bf16_to_float(float_to_bf16(value)); }
+  static void run(int64_t height, int64_t width, int64_t channels, int64_t k, const uint16_t* x, const void* kernel,
+                  const float* bias, uint16_t* y, uint16_t* pooled, float* scratch) {
+    lenet_conv_relu_pool_forward(height, width, channels, k, x, static_cast<const uint32_t*>(kernel), bias, y, pooled,
+                                 scratch);
+  }
+};
+template <>
+struct ForwardOperands<float> {
+  static bool compiled() { return true; }
+  static std::vector<float> kernel(const float* kernel, int64_t k, int64_t channels) {
+    return std::vector<float>(kernel, kernel + k * k * channels);
+  }
+  static float bias(float value) { return value; }
+  static void run(int64_t height, int64_t width, int64_t channels, int64_t k, const uint32_t* x, const void* kernel,
+                  const float* bias, uint32_t* y, uint32_t* pooled, float* scratch) {
+    lenet_conv_relu_pool_forward_f32(height, width, channels, k, reinterpret_cast<const float*>(x),
+                                     static_cast<const float*>(kernel), bias, reinterpret_cast<float*>(y),
+                                     reinterpret_cast<float*>(pooled), scratch);
+  }
+};
+
+template <typename T>
+class ConvReluPoolOp : public OpKernel {
+ public:
+  explicit ConvReluPoolOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES(ctx, ForwardOperands<T>::compiled(),
+                tensorflow::errors::Unimplemented(
+                    "the bfloat16 ConvReluPool loop was not compiled in: it needs a CPU with AVX512-BF16 and a "
+                    "compiler that targets it (use kernels fused or stock)"));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    const Tensor& kernel = ctx->input(1);
+    const Tensor& bias = ctx->input(2);
+    OP_REQUIRES(ctx, x.dims() == 4 && x.dim_size(3) == 1 && kernel.dims() == 4 &&
+                         kernel.dim_size(0) == kernel.dim_size(1) && kernel.dim_size(0) % 2 == 1 &&
+                         kernel.dim_size(2) == 1 && kernel.dim_size(3) % 16 == 0 && bias.dims() == 1 &&
+                         bias.dim_size(0) == kernel.dim_size(3),
+                tensorflow::errors::InvalidArgument(
+                    "x must be [N,H,W,1], kernel [k,k,1,C] (k odd, C a multiple of 16) and bias [C], got ",
+                    x.shape().DebugString(), ", ", kernel.shape().DebugString(), " and ", bias.shape().DebugString()));
+    const int64_t n = x.dim_size(0), height = x.dim_size(1), width = x.dim_size(2);
+    const int64_t k = kernel.dim_size(0), channels = kernel.dim_size(3);
+    Tensor *y = nullptr, *pooled = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({n, height, width, channels}), &y));
+    const TensorShape pooled_shape({n, (height + 1) / 2, (width + 1) / 2, channels});
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, pooled_shape, &pooled));
+    const auto taps = ForwardOperands<T>::kernel(kernel.flat<float>().data(), k, channels);
+    std::vector<float> offsets(channels);
+    for (int64_t c = 0; c < channels; ++c) offsets[c] = ForwardOperands<T>::bias(bias.flat<float>()(c));
+    using B = typename Bits<T>::type;
+    const auto* xs = reinterpret_cast<const B*>(x.tensor_data().data());
+    auto* ys = reinterpret_cast<B*>(y->flat<T>().data());
+    auto* ps = reinterpret_cast<B*>(pooled->flat<T>().data());
+    const int64_t image = height * width, pooled_image = ((height + 1) / 2) * ((width + 1) / 2) * channels;
+    const int64_t scratch_size = lenet_conv_relu_pool_forward_scratch(height, width, k);
+    auto run_images = [&](int64_t first, int64_t last) {
+      std::vector<float> scratch(scratch_size);
+      for (int64_t i = first; i < last; ++i)
+        ForwardOperands<T>::run(height, width, channels, k, xs + i * image, taps.data(), offsets.data(),
+                                ys + i * image * channels, ps + i * pooled_image, scratch.data());
+    };
+    ctx->device()->tensorflow_cpu_worker_threads()->workers->ParallelFor(n, image * channels * k * k, run_images);
+  }
+};
+
+REGISTER_KERNEL_BUILDER(Name("ConvReluPool").Device(tensorflow::DEVICE_CPU).TypeConstraint<tensorflow::bfloat16>("T"),
+                        ConvReluPoolOp<tensorflow::bfloat16>);
+REGISTER_KERNEL_BUILDER(Name("ConvReluPool").Device(tensorflow::DEVICE_CPU).TypeConstraint<float>("T"),
+                        ConvReluPoolOp<float>);
 
 template <typename T>
 class ConvReluPoolFilterGradOp : public OpKernel {
