@@ -9,9 +9,10 @@ arithmetic warrants:
   ("shadow") that the forward pass multiplies with directly: the same weights bit for bit.
 - conv1's backward pass (one input channel, so oneDNN's matrix units idle in its filter gradient,
   plus full-size ReluGrad and MaxPoolGrad passes). ``ConvReluPoolFilterGrad`` computes the filter
-  and bias gradients of conv1 -> ReLU -> pool1 in one pass per image, in float32 from the same
-  bfloat16 activations; the stock path rounds that gradient to bfloat16, so the two differ by
-  bfloat16 rounding (tested), and a run's later weights differ accordingly.
+  and bias gradients of conv1 -> ReLU -> pool1 in one pass per image, summed in float32 from the
+  same bfloat16 activations (with AVX512-BF16's exact pair products where the loops have them);
+  the stock path rounds that gradient to bfloat16, so the two differ by bfloat16 rounding
+  (tested), and a run's later weights differ accordingly.
 - conv2's ReluGrad (Eigen, slow in bfloat16) and MaxPoolGrad: ``ReluPoolGrad`` does both in one
   pass, exactly (routing only copies values); oneDNN's own ops then take conv2's gradients.
 - With ``kernels = winograd`` (CPUs with AVX512-BF16), conv2's three passes run in the Winograd

@@ -161,8 +161,8 @@ def first_block_reference(x, kernel, bias, upstream):
 
 
 @pytest.mark.parametrize("dtype", [tf.bfloat16, tf.float32], ids=["bfloat16", "float32"])
-@pytest.mark.parametrize("image, channels, k", [((10, 12), 32, 5), ((9, 11), 8, 3)],
-                         ids=["model-shape", "odd-size-general-path"])
+@pytest.mark.parametrize("image, channels, k", [((10, 12), 32, 5), ((9, 11), 32, 5), ((9, 11), 8, 3)],
+                         ids=["model-shape", "odd-size-model-channels", "odd-size-general-path"])
 def test_first_block_gradient_is_the_exact_sum_to_float32_rounding(image, channels, k, dtype):
     """The fused conv1 -> ReLU -> pool1 gradient, with ties in the pool windows forced."""
     rng = np.random.default_rng(3)

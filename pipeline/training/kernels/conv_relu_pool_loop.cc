@@ -159,9 +159,71 @@ void accumulate_any(int64_t height, int64_t width, int64_t channels, int64_t k, 
     for (int64_t c = 0; c < channels; ++c) bias_grad[c] += conv_grad[p * channels + c];
 }
 
+#if defined(LENET_BFLOAT16_LOOPS)
+// accumulate_fixed for bfloat16, with AVX512-BF16's pair products: the routed gradient (copies of
+// bfloat16 values, so exact) goes in pairs of neighbouring pixels of a row, and each step multiplies
+// a pixel pair of the padded input (under taps kw of pixels w and w + 1) with it, both products
+// exact, summed in float32. Half the instructions of the float32 sums, in another order.
+template <int64_t kTaps>
+void accumulate_pairs(int64_t height, int64_t width, const uint16_t* __restrict padded, int64_t padded_width,
+                      const uint16_t* __restrict conv_grad, uint32_t* __restrict pairs, float* __restrict kernel_grad,
+                      float* __restrict bias_grad) {
+  constexpr int64_t kChannels = 32;
+  const int64_t pair_count = (width + 1) / 2;
+  for (int64_t h = 0; h < height; ++h)
+    for (int64_t p = 0; p < pair_count; ++p) {
+      const uint16_t* first = conv_grad + (h * width + 2 * p) * kChannels;
+      const bool second = 2 * p + 1 < width;
+      for (int64_t c = 0; c < kChannels; ++c)
+        pairs[(h * pair_count + p) * kChannels + c] =
+            first[c] | (second ? static_cast<uint32_t>(first[kChannels + c]) << 16 : 0u);
+    }
+  for (int64_t kh = 0; kh < kTaps; ++kh) {
+    vec sums[kTaps][2] = {};
+    for (int64_t h = 0; h < height; ++h) {
+      const uint16_t* row = padded + (h + kh) * padded_width;
+      for (int64_t p = 0; p < pair_count; ++p) {
+        const uint32_t* g = pairs + (h * pair_count + p) * kChannels;
+        const __m512bh g0 = (__m512bh)_mm512_loadu_si512(g), g1 = (__m512bh)_mm512_loadu_si512(g + kLanes);
+        for (int64_t kw = 0; kw < kTaps; ++kw) {
+          uint32_t pixels;  // the input under tap kw of pixels 2p and 2p + 1
+          std::memcpy(&pixels, row + 2 * p + kw, sizeof pixels);
+          const __m512bh broadcast = (__m512bh)_mm512_set1_epi32(static_cast<int>(pixels));
+          sums[kw][0] = _mm512_dpbf16_ps(sums[kw][0], broadcast, g0);
+          sums[kw][1] = _mm512_dpbf16_ps(sums[kw][1], broadcast, g1);
+        }
+      }
+    }
+    for (int64_t kw = 0; kw < kTaps; ++kw)
+      for (int v = 0; v < 2; ++v) {
+        float* out = kernel_grad + (kh * kTaps + kw) * kChannels + v * kLanes;
+        store(out, load(out) + sums[kw][v]);
+      }
+  }
+  for (int64_t q = 0; q < height * width; ++q)
+    for (int64_t c = 0; c < kChannels; ++c) bias_grad[c] += bf16_to_float(conv_grad[q * kChannels + c]);
+}
+#endif
+
 template <typename T>
 void conv_relu_pool_filter_grad(int64_t height, int64_t width, int64_t channels, int64_t k, const T* x, const T* y,
                                 const T* pool_grad, float* kernel_grad, float* bias_grad, float* scratch) {
+#if defined(LENET_BFLOAT16_LOOPS)
+  if constexpr (std::is_same_v<T, uint16_t>) {
+    if (channels == 32 && k == 5) {  // the model's first layer, in bfloat16
+      const int64_t pad = 2, padded_width = width + 5;  // a column more for the last pixel pair's overrun
+      uint32_t* pairs = reinterpret_cast<uint32_t*>(scratch);
+      uint16_t* padded = reinterpret_cast<uint16_t*>(pairs + height * ((width + 1) / 2) * channels);
+      uint16_t* conv_grad = padded + (height + 4) * padded_width;
+      std::fill(padded, padded + (height + 4) * padded_width, uint16_t(0));
+      for (int64_t h = 0; h < height; ++h)
+        std::copy(x + h * width, x + (h + 1) * width, padded + (h + pad) * padded_width + pad);
+      route<32, uint16_t>(height, width, channels, y, pool_grad, conv_grad);
+      accumulate_pairs<5>(height, width, padded, padded_width, conv_grad, pairs, kernel_grad, bias_grad);
+      return;
+    }
+  }
+#endif
   const int64_t pad = (k - 1) / 2, padded_width = width + k - 1;
   float* padded = scratch;
   float* conv_grad = scratch + (height + k - 1) * padded_width;
@@ -351,6 +413,12 @@ void conv_relu_pool_forward(int64_t height, int64_t width, int64_t channels, int
 }  // namespace
 
 extern "C" {
+
+int64_t lenet_conv_relu_pool_filter_grad_scratch(int64_t height, int64_t width, int64_t channels, int64_t k) {
+  // The float32 sums' padded input and routed gradient, or the bfloat16 pairs' layout (the pixel
+  // pairs, then the padded input and routed gradient in bfloat16): this covers both.
+  return (height + k - 1) * (width + k) + height * width * channels + height * ((width + 1) / 2) * channels;
+}
 
 int64_t lenet_conv_relu_pool_forward_scratch(int64_t height, int64_t width, int64_t k) {
   return (height + k - 1) * padded_width(width, k);  // floats: room for either element type

@@ -29,14 +29,18 @@ void lenet_conv_relu_pool_forward_f32(int64_t height, int64_t width, int64_t cha
                                       const float* kernel, const float* bias, float* y, float* pooled,
                                       float* scratch);
 
+// Floats of scratch that the filter-gradient functions below need for one image.
+int64_t lenet_conv_relu_pool_filter_grad_scratch(int64_t height, int64_t width, int64_t channels, int64_t k);
+
 // Adds one image's filter and bias gradients into kernel_grad [k][k][channels] and
 // bias_grad [channels] (float32, accumulated), for the block
 //   y = relu(conv2d(x, kernel, stride 1, SAME) + bias);  p = max_pool(y, 2x2, stride 2, SAME)
 // with a single input channel. x: [height][width] bfloat16; y: [height][width][channels]
 // bfloat16; pool_grad: [ceil(height/2)][ceil(width/2)][channels] bfloat16. Each pool window's
 // gradient goes to its first largest element in row-major order (as TensorFlow's MaxPoolGrad),
-// and only where y > 0 (as ReluGrad). scratch: at least
-// (height + k - 1) * (width + k - 1) + height * width * channels floats.
+// and only where y > 0 (as ReluGrad). Sums in float32; for the model's shape (32 channels, 5x5)
+// with AVX512-BF16's pair products (exact products of bfloat16 values), elsewhere one product at a
+// time.
 void lenet_conv_relu_pool_filter_grad(int64_t height, int64_t width, int64_t channels, int64_t k,
                                       const uint16_t* x, const uint16_t* y, const uint16_t* pool_grad,
                                       float* kernel_grad, float* bias_grad, float* scratch);
