@@ -10,10 +10,10 @@
 // For the model's first layer oneDNN's filter-gradient kernel is slow (one input channel gives
 // its matrix units almost nothing to do), and ReluGrad and MaxPoolGrad each pass over the full
 // 28x28x32 activations. This op does all three per image in one pass over the cached activations
-// and returns float32 filter and bias gradients (in bfloat16 at the model's shape, from AVX512-BF16's
-// pair products: 1.8x the float32 sums' speed); the input gradient is not needed (the input is
-// data). Per-image partial sums are added in image order, so the result does not depend on the
-// number of threads.
+// and returns float32 filter and bias gradients (float32 sums; in bfloat16 at the model's shape of
+// AVX512-BF16's exact pair products, 1.8x the speed of one product at a time); the input gradient
+// is not needed (the input is data). Per-image partial sums are added in image order, so the
+// result does not depend on the number of threads.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
