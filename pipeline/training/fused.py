@@ -132,9 +132,9 @@ def first_block(ops, x, conv, compiled_forward: bool = False):
     """conv -> ReLU -> pool on the input data, with ConvReluPoolFilterGrad as its whole backward pass.
 
     For a one-channel first layer (conv1) in bfloat16 or float32; the input is data, so it gets no
-    gradient. With ``compiled_forward`` (and 16k channels), the forward pass is ConvReluPool: the
-    activations and the pooled output in one pass per image instead of oneDNN's convolution and
-    max pool (the same values up to the sums' order).
+    gradient. With ``compiled_forward`` (and channels in multiples of 16), the forward pass is
+    ConvReluPool: the activations and the pooled output in one pass per image instead of oneDNN's
+    convolution and max pool (the same values up to the sums' order).
     """
 
     def backward(x, kernel, bias, activations, pool_gradient):

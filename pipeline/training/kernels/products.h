@@ -1,6 +1,6 @@
 // Vectors, bfloat16 rounding and the register-blocked matrix products of the Winograd loops, whose
-// vectors and rounding the first layer's forward loop shares; compiled into each loop file
-// (-march=native) on its own.
+// vectors and rounding the first layer's loops share; compiled into each loop file (-march=native)
+// on its own.
 //
 // Everything below sits in an anonymous namespace: each loop file gets its own copy, so that two
 // files built with different flags can never share one definition by accident.
