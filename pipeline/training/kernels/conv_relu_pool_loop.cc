@@ -163,7 +163,8 @@ void accumulate_any(int64_t height, int64_t width, int64_t channels, int64_t k, 
 // accumulate_fixed for bfloat16, with AVX512-BF16's pair products: the routed gradient (copies of
 // bfloat16 values, so exact) goes in pairs of neighbouring pixels of a row, and each step multiplies
 // a pixel pair of the padded input (under taps kw of pixels w and w + 1) with it, both products
-// exact, summed in float32. Half the instructions of the float32 sums, in another order.
+// exact (values below float32's normal range count as zero, as in every such product), summed in
+// float32. Half the instructions of the float32 sums, in another order.
 template <int64_t kTaps>
 void accumulate_pairs(int64_t height, int64_t width, const uint16_t* __restrict padded, int64_t padded_width,
                       const uint16_t* __restrict conv_grad, uint32_t* __restrict pairs, float* __restrict kernel_grad,
