@@ -108,22 +108,29 @@ def _is_fusable_block(conv, pool) -> bool:
             and tuple(pool_config["strides"]) == (2, 2) and pool_config["padding"] == "same")
 
 
-def _conv_relu_pool(x, conv, backward):
-    """Return max_pool(relu(conv2d(x) + bias)) as Keras' layers compute it, differentiated by ``backward``.
+def _stock_forward(x, kernel, bias):
+    """Return the ReLU outputs of conv2d(x) + bias as Keras' layers compute them, and their 2x2 max pool."""
+    activations = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, tf.cast(kernel, x.dtype), 1, "SAME"),
+                                            tf.cast(bias, x.dtype)))
+    return activations, tf.nn.max_pool2d(activations, 2, 2, "SAME")
 
+
+def _conv_relu_pool(x, conv, backward, forward=_stock_forward):
+    """Return max_pool(relu(conv2d(x) + bias)) as ``forward`` computes it, differentiated by ``backward``.
+
+    ``forward(x, kernel, bias)`` returns the ReLU outputs and their pool;
     ``backward(x, kernel, bias, activations, pool_gradient)`` returns the gradients of x, kernel
-    and bias; ``activations`` are the ReLU outputs and ``pool_gradient`` is in x's dtype.
+    and bias, ``pool_gradient`` in x's dtype.
     """
 
     @tf.custom_gradient
     def block(x, kernel, bias):
-        activations = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, tf.cast(kernel, x.dtype), 1, "SAME"),
-                                                tf.cast(bias, x.dtype)))
+        activations, pooled = forward(x, kernel, bias)
 
         def gradient(pool_gradient):
             return backward(x, kernel, bias, activations, tf.cast(pool_gradient, x.dtype))
 
-        return tf.nn.max_pool2d(activations, 2, 2, "SAME"), gradient
+        return pooled, gradient
 
     return block(x, conv.kernel.value, conv.bias.value)
 
@@ -142,19 +149,9 @@ def first_block(ops, x, conv, compiled_forward: bool = False):
             x, activations, pool_gradient, k=conv.kernel.shape[0])
         return None, kernel_gradient, bias_gradient
 
-    if not (compiled_forward and conv.kernel.shape[3] % 16 == 0):
-        return _conv_relu_pool(x, conv, backward)
-
-    @tf.custom_gradient
-    def block(x, kernel, bias):
-        activations, pooled = ops.conv_relu_pool(x, kernel, bias)
-
-        def gradient(pool_gradient):
-            return backward(x, kernel, bias, activations, tf.cast(pool_gradient, x.dtype))
-
-        return pooled, gradient
-
-    return block(x, conv.kernel.value, conv.bias.value)
+    if compiled_forward and conv.kernel.shape[3] % 16 == 0:
+        return _conv_relu_pool(x, conv, backward, forward=ops.conv_relu_pool)
+    return _conv_relu_pool(x, conv, backward)
 
 
 class FusedTraining:

@@ -159,6 +159,14 @@ void accumulate_any(int64_t height, int64_t width, int64_t channels, int64_t k, 
     for (int64_t c = 0; c < channels; ++c) bias_grad[c] += conv_grad[p * channels + c];
 }
 
+// out [rows][stride] = x [height][width] placed at row and column ``pad``, zeros around it.
+template <typename Element>
+void pad_image(const Element* x, int64_t height, int64_t width, int64_t pad, int64_t rows, int64_t stride,
+               Element* out) {
+  std::fill(out, out + rows * stride, Element(0));
+  for (int64_t h = 0; h < height; ++h) std::copy(x + h * width, x + (h + 1) * width, out + (h + pad) * stride + pad);
+}
+
 #if defined(LENET_BFLOAT16_LOOPS)
 // accumulate_fixed for bfloat16, with AVX512-BF16's pair products: the routed gradient (copies of
 // bfloat16 values, so exact) goes in pairs of neighbouring pixels of a row, and each step multiplies
@@ -216,9 +224,7 @@ void conv_relu_pool_filter_grad(int64_t height, int64_t width, int64_t channels,
       uint32_t* pairs = reinterpret_cast<uint32_t*>(scratch);
       uint16_t* padded = reinterpret_cast<uint16_t*>(pairs + height * ((width + 1) / 2) * channels);
       uint16_t* conv_grad = padded + (height + 4) * padded_width;
-      std::fill(padded, padded + (height + 4) * padded_width, uint16_t(0));
-      for (int64_t h = 0; h < height; ++h)
-        std::copy(x + h * width, x + (h + 1) * width, padded + (h + pad) * padded_width + pad);
+      pad_image(x, height, width, pad, height + 4, padded_width, padded);
       route<32, uint16_t>(height, width, channels, y, pool_grad, conv_grad);
       accumulate_pairs<5>(height, width, padded, padded_width, conv_grad, pairs, kernel_grad, bias_grad);
       return;
@@ -398,8 +404,7 @@ void conv_relu_pool_forward(int64_t height, int64_t width, int64_t channels, int
                             const void* kernel, const float* bias, Element* y, Element* pooled, float* scratch) {
   const int64_t pad = (k - 1) / 2, stride = padded_width(width, k);
   Element* padded = reinterpret_cast<Element*>(scratch);
-  std::fill(padded, padded + (height + k - 1) * stride, Element(0));
-  for (int64_t h = 0; h < height; ++h) std::copy(x + h * width, x + (h + 1) * width, padded + (h + pad) * stride + pad);
+  pad_image(x, height, width, pad, height + k - 1, stride, padded);
   if (k == 5) {  // the model's first layer
     int64_t first = 0;
     for (; first + kVectors * kLanes <= channels; first += kVectors * kLanes)
