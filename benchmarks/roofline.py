@@ -2,13 +2,15 @@
 
     python -m benchmarks.roofline [--repeats 2] [--data DIR]
 
-In one run: TensorFlow's 2048x2048 matrix product in float32 and in bfloat16 (the peak a dense
-kernel reaches here, median of ``--repeats`` timings of 20 products each), then one epoch of
+In each of ``--repeats`` rounds: TensorFlow's 2048x2048 matrix product in float32 and in bfloat16
+(the peak a dense kernel reaches here, median of 3 timings of 20 products each), then one epoch of
 training steps of ours at the defaults, ours in float32 and the 2018 feed_dict loop (each in its
 own process, as ``benchmarks.train_throughput`` measures them, steps only). The "effective" GFLOP/s
 are images/s times the FLOPs the direct convolutions and matrix products of one training image
 take (docs/benchmarks.md derives them: about 72.4 MFLOP), given as a fraction of the peak of the
-precision each ran in. With ``kernels = winograd`` conv2 does fewer multiplications than that
+precision each ran in, measured in the same round: a shared VM's speed drifts over minutes, and
+the peak and the training it divides are then timed a minute apart, not a quarter of an hour.
+Figures are medians over the rounds (the fraction: the median of the rounds' fractions). With ``kernels = winograd`` conv2 does fewer multiplications than that
 count, so the effective figure can pass 100% of the peak: the time a direct computation would
 need at the peak is longer than the time taken.
 """
@@ -16,11 +18,13 @@ need at the peak is longer than the time taken.
 import argparse
 import json
 import time
+from statistics import median
 
 from benchmarks.common import FASHION_DIR, machine_summary, medians, python_command, run_measured
 
 MATRIX_SIZE = 2048
 PRODUCTS_PER_TIMING = 20
+PEAK_DTYPES = ("float32", "bfloat16")
 
 
 def conv_macs(output_side: int, filters: int, kernel_side: int, channels: int) -> int:
@@ -79,7 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--data", default=str(FASHION_DIR))
-    parser.add_argument("--peak", choices=("float32", "bfloat16"), help=argparse.SUPPRESS)
+    parser.add_argument("--peak", choices=PEAK_DTYPES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peak:
         print(json.dumps({"gflops": matmul_peak(args.peak, max(args.repeats, 3))}))
@@ -87,21 +91,25 @@ def main() -> None:
     flops = training_flops_per_image()
     print(f"roofline on {machine_summary()}; one training image = {flops['total'] / 1e6:.1f} MFLOP "
           f"(forward {flops['forward'] / 1e6:.1f}, backward {flops['backward'] / 1e6:.1f})")
-    peaks = {name: run_worker("-m", "benchmarks.roofline", "--peak", name)["gflops"] for name in ("float32", "bfloat16")}
-    for name, value in peaks.items():
-        print(f"  matmul {MATRIX_SIZE}x{MATRIX_SIZE} {name:9s} {value:7.1f} GFLOP/s")
     modes = {"ours_default": "auto", "ours_float32": "float32", "baseline_2018": "tf1"}
+    peaks = {name: [] for name in PEAK_DTYPES}
     runs = {name: [] for name in modes}
     for _ in range(args.repeats):
+        for name in PEAK_DTYPES:
+            peaks[name].append(run_worker("-m", "benchmarks.roofline", "--peak", name)["gflops"])
         for name, mode in modes.items():
             runs[name].append(run_worker("-m", "benchmarks.train_throughput", "--worker", mode, "--data", args.data))
+    for name, values in peaks.items():
+        print(f"  matmul {MATRIX_SIZE}x{MATRIX_SIZE} {name:9s} {median(values):7.1f} GFLOP/s "
+              f"(rounds: {', '.join(f'{value:.1f}' for value in values)})")
     rates = medians({name: [run["steps_only"] for run in measured] for name, measured in runs.items()})
     for name, rate in rates.items():
         setup = runs[name][0].get("setup", "float32, TF1 graph")
         precision = "bfloat16" if setup.startswith("mixed_bfloat16") else "float32"
-        achieved = rate * flops["total"] / 1e9
-        print(f"  {name:14s} {rate:7.0f} images/s = {achieved:6.1f} effective GFLOP/s, {achieved / peaks[precision]:.0%} "
-              f"of the {precision} peak ({setup})")
+        fractions = [run["steps_only"] * flops["total"] / 1e9 / peak for run, peak in zip(runs[name], peaks[precision])]
+        print(f"  {name:14s} {rate:7.0f} images/s = {rate * flops['total'] / 1e9:6.1f} effective GFLOP/s, "
+              f"{median(fractions):.0%} of the {precision} peak (rounds: {', '.join(f'{f:.0%}' for f in fractions)}; "
+              f"{setup})")
     print(f"  ratio ours_default / baseline_2018: {rates['ours_default'] / rates['baseline_2018']:.2f}")
 
 
