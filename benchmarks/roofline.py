@@ -10,9 +10,10 @@ are images/s times the FLOPs the direct convolutions and matrix products of one 
 take (docs/benchmarks.md derives them: about 72.4 MFLOP), given as a fraction of the peak of the
 precision each ran in, measured in the same round: a shared VM's speed drifts over minutes, and
 the peak and the training it divides are then timed a minute apart, not a quarter of an hour.
-Figures are medians over the rounds (the fraction: the median of the rounds' fractions). With ``kernels = winograd`` conv2 does fewer multiplications than that
-count, so the effective figure can pass 100% of the peak: the time a direct computation would
-need at the peak is longer than the time taken.
+Figures are medians over the rounds (the fraction: the median of the rounds' fractions). With
+``kernels = winograd`` conv2 does fewer multiplications than that count, so the effective figure
+can pass 100% of the peak: the time a direct computation would need at the peak is longer than
+the time taken.
 """
 
 import argparse

@@ -146,7 +146,7 @@ np.savez(sys.argv[4], du=du.numpy(), db=db.numpy())
 
 @pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16], ids=["float32", "bfloat16"])
 def test_the_filter_gradient_does_not_depend_on_the_number_of_threads(dtype, tmp_path):
-    """Chunks of images are summed in a fixed order: 1, 3 and this process's threads give the same bits (exact resume)."""
+    """Chunks of images are summed in a fixed order: 1, 3 and this process's threads, the same bits (exact resume)."""
     rng = np.random.default_rng(9)
     x = tf.cast(rng.normal(size=(40, 14, 14, 32)), dtype)
     dy = tf.cast(rng.normal(size=(40, 14, 14, 64)), dtype)
