@@ -138,7 +138,8 @@ void accumulate_fixed(int64_t height, int64_t width, const float* __restrict pad
         const float* row = padded + (h + kh) * padded_width;
         const float* grad_row = conv_grad + h * width * kChannels + first;
         for (int64_t w = 0; w < width; ++w) {
-          const vec g0 = load(grad_row + w * kChannels), g1 = load(grad_row + w * kChannels + kLanes);
+          const float* grad = grad_row + w * kChannels;
+          const vec g0 = load(grad), g1 = load(grad + kLanes);
 #pragma GCC unroll 8
           for (int64_t kw = 0; kw < kTaps; ++kw) {
             const float pixel = row[w + kw];
