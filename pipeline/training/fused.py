@@ -91,7 +91,9 @@ def choose_kernels(requested: str, precision: str, replicas: int, loss_scaled: b
                 return "fused"
         return kind
     if requested == kind:
-        raise ConfigError(f"Train kernels = {kind!r} cannot run here: {reason} (use auto or stock, --Train-kernels).")
+        fused_runs = kind == "winograd" and fused_unavailable_reason(precision, replicas, loss_scaled) is None
+        alternatives = "auto, fused or stock" if fused_runs else "auto or stock"
+        raise ConfigError(f"Train kernels = {kind!r} cannot run here: {reason} (use {alternatives}, --Train-kernels).")
     log.info("kernels auto -> stock: %s", reason)
     return "stock"
 

@@ -31,7 +31,7 @@ from pipeline.training.winograd import FILTER_SIZE, WinogradConv
 def winograd_unavailable_reason(precision: str, replicas: int, loss_scaled: bool, gpus: int) -> str | None:
     """Return why ``kernels = winograd`` cannot train this configuration here, or None when it can."""
     if precision == "mixed_bfloat16" and "avx512_bf16" not in cpu_flags():
-        return "the bfloat16 Winograd kernels need a CPU with AVX512-BF16 (use kernels fused or stock)"
+        return "the bfloat16 Winograd kernels need a CPU with AVX512-BF16"
     if precision not in ("float32", "mixed_bfloat16"):
         return f"precision is {precision}; the Winograd kernels are float32 or mixed_bfloat16"
     if replicas != 1 or loss_scaled:
